@@ -37,6 +37,12 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ddp", action="store_true", help="use DistributedDataParallel (automatic under torchrun, WORLD_SIZE > 1)"
     )
+    p.add_argument(
+        "--until",
+        type=int,
+        metavar="STEP",
+        help="stop at this step with a checkpoint (run long schedules in chunks; continue with --resume)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -14,11 +14,11 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 def image_grid(rows: list[list[np.ndarray | None]], pad: int = 2, scale: int = 2) -> Image.Image:
-    """Rows of uint8 HxWx3 tiles (None = blank) -> one white-padded image, upscaled `scale`x (nearest)."""
+    """Rows of uint8 HxWx3 tiles (None = blank) -> one grey-padded image, upscaled `scale`x (nearest)."""
     tiles = [t for row in rows for t in row if t is not None]
     h, w = tiles[0].shape[:2]
     ncol = max(len(r) for r in rows)
-    out = np.full((len(rows) * (h + pad) + pad, ncol * (w + pad) + pad, 3), 255, np.uint8)
+    out = np.full((len(rows) * (h + pad) + pad, ncol * (w + pad) + pad, 3), 160, np.uint8)
     for i, row in enumerate(rows):
         for j, tile in enumerate(row):
             if tile is not None:

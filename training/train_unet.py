@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"batch {cfg.unet_train.batch_size} | device {info.device}"
                 + (f" x{info.world_size} (DDP)" if info.ddp else "")
             )
-        path = train(stage, cfg, stage_dir, info, resume=args.resume, show_progress=not args.no_progress)
+        path = train(stage, cfg, stage_dir, info, resume=args.resume, show_progress=not args.no_progress, until=args.until)
         if info.is_main:
             print(f"UNet checkpoint: {path}")
     finally:

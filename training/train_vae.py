@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
                 + (f" x{info.world_size} (DDP)" if info.ddp else "")
             )
         stage = build_stage(cfg, views, info, preview_views(cfg, views))
-        path = train(stage, cfg, stage_dir, info, resume=args.resume, show_progress=not args.no_progress)
+        path = train(stage, cfg, stage_dir, info, resume=args.resume, show_progress=not args.no_progress, until=args.until)
         if info.is_main:
             print(f"VAE checkpoint: {path}")
     finally:

@@ -86,8 +86,17 @@ def checkpoint_path(out_dir: Path) -> Path:
     return out_dir / "checkpoint.safetensors"
 
 
-def train(stage: Stage, cfg: TrainConfig, out_dir: Path, info: DistInfo, resume: bool, show_progress: bool = True) -> Path:
-    """Run (or continue) a stage to `stage.opt.iterations`; returns the final checkpoint's path."""
+def train(
+    stage: Stage,
+    cfg: TrainConfig,
+    out_dir: Path,
+    info: DistInfo,
+    resume: bool,
+    show_progress: bool = True,
+    until: int | None = None,
+) -> Path:
+    """Run (or continue) a stage to `stage.opt.iterations`, or only up to step `until` (a checkpoint is
+    written there, and `resume` continues as if the run had never stopped); returns the checkpoint path."""
     o = stage.opt
     ckpt_file = checkpoint_path(out_dir)
     model = stage.model.to(info.device)
@@ -153,7 +162,8 @@ def train(stage: Stage, cfg: TrainConfig, out_dir: Path, info: DistInfo, resume:
     )
     model.train()
     t_last, n_last = time.perf_counter(), start
-    for step in range(start, o.iterations):
+    stop = o.iterations if until is None else min(until, o.iterations)
+    for step in range(start, stop):
         lr = lr_at(step, o)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -191,7 +201,7 @@ def train(stage: Stage, cfg: TrainConfig, out_dir: Path, info: DistInfo, resume:
             t_last, n_last = now, done
             log.log(done, scalars)
             bar.set_postfix(loss=f"{loss_value:.4f}")
-        if done % o.checkpoint_every == 0 or done == o.iterations:
+        if done % o.checkpoint_every == 0 or done == stop:
             save(done)
         if o.sample_every and (done % o.sample_every == 0 or done == o.iterations):
             write_samples(done)
