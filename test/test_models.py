@@ -85,6 +85,16 @@ def test_vae_loss_normalisation():
         vae_loss(x, x, mean, zeros, kl_norm="sum")
 
 
+def test_configs_reject_sizes_the_model_cannot_take():
+    with pytest.raises(ValueError, match="image_size 36 is not divisible by 8"):
+        VAEConfig(image_size=36)
+    with pytest.raises(ValueError, match="latent_size 6 is not divisible by 4"):
+        UNetConfig(latent_size=6)
+    with pytest.raises(ValueError, match="GroupNorm"):
+        UNetConfig(model_channels=12)
+    assert VAEConfig(channel_mult=[1, 2, 2, 4]) == VAEConfig.paper()  # lists from YAML
+
+
 def _manual_loop(unet, ctx, scheduler, steps, x_T):
     scheduler.set_timesteps(steps)
     x = x_T

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.vae import count_parameters, group_norm
+from training.vae import check_group_norm, count_parameters, group_norm
 
 
 @dataclass
@@ -35,6 +35,17 @@ class UNetConfig:
     ff_mult: int = 4
     norm_groups: int = 8
     dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.channel_mult = tuple(self.channel_mult)  # YAML gives lists
+        factor = 2 ** (len(self.channel_mult) - 1)
+        if self.latent_size % factor:
+            raise ValueError(
+                f"latent_size {self.latent_size} is not divisible by {factor} "
+                f"(the {len(self.channel_mult) - 1} downsamplings of channel_mult {self.channel_mult})"
+            )
+        check_group_norm(self.model_channels, self.channel_mult, self.norm_groups)
+        check_group_norm(self.model_channels, (1,), self.norm_groups)
 
     @property
     def time_embed_dim(self) -> int:

@@ -33,6 +33,16 @@ class VAEConfig:
     quant_conv: bool = True  # LDM's 1x1 convs on the moments / the latent (8 parameters at 1x4x4)
     dropout: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.channel_mult = tuple(self.channel_mult)  # YAML gives lists
+        factor = 2 ** (len(self.channel_mult) - 1)
+        if self.image_size % factor:
+            raise ValueError(
+                f"image_size {self.image_size} is not divisible by {factor} "
+                f"(the {len(self.channel_mult) - 1} downsamplings of channel_mult {self.channel_mult})"
+            )
+        check_group_norm(self.base_channels, self.channel_mult, self.norm_groups)
+
     @property
     def latent_size(self) -> int:
         return self.image_size // 2 ** (len(self.channel_mult) - 1)
@@ -44,6 +54,12 @@ class VAEConfig:
     @classmethod
     def tiny(cls) -> VAEConfig:
         return cls(base_channels=4, channel_mult=(1, 1, 2, 2), norm_groups=2)
+
+
+def check_group_norm(base: int, mult: tuple[int, ...], groups: int) -> None:
+    for ch in (base * m for m in mult):
+        if ch % min(groups, ch):
+            raise ValueError(f"{ch} channels cannot be split into {groups} GroupNorm groups")
 
 
 def group_norm(channels: int, groups: int) -> nn.GroupNorm:
