@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from training.checkpoint import load_checkpoint
 from training.config import ConfigError, TrainConfig, apply_overrides, dump_config, load_config
 from training.trainer import NonFiniteLossError
@@ -18,7 +20,9 @@ class UserError(Exception):
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="paper", help="config name in training/configs/ or a YAML path (default: paper)")
+    p.add_argument(
+        "--config", default="paper", help="config name in training/configs/ or a YAML path (default: paper)"
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -33,9 +37,13 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="run folder, e.g. runs/paper")
     p.add_argument("--resume", action="store_true", help="continue from the stage's last checkpoint in --out")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: CUDA if available")
     p.add_argument(
-        "--ddp", action="store_true", help="use DistributedDataParallel (automatic under torchrun, WORLD_SIZE > 1)"
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: CUDA if available"
+    )
+    p.add_argument(
+        "--ddp",
+        action="store_true",
+        help="use DistributedDataParallel (automatic under torchrun, WORLD_SIZE > 1)",
     )
     p.add_argument(
         "--until",
@@ -43,11 +51,21 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         metavar="STEP",
         help="stop at this step with a checkpoint (run long schedules in chunks; continue with --resume)",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (on a shared CPU, 1 can be much faster than the default)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def overrides_of(args: argparse.Namespace) -> list[str]:
     return list(args.overrides) + ([f"data.root={args.data}"] if getattr(args, "data", None) else [])
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
 
 
 def stage_config(args: argparse.Namespace, stage_dir: Path) -> TrainConfig:

@@ -132,7 +132,9 @@ class TrainConfig:
             if o.amp not in ("bf16", "fp16", "off"):
                 raise ConfigError(f"{source}: {stage}.amp must be bf16, fp16 or off, got {o.amp!r}")
             if o.lr_schedule not in ("constant", "cosine"):
-                raise ConfigError(f"{source}: {stage}.lr_schedule must be constant or cosine, got {o.lr_schedule!r}")
+                raise ConfigError(
+                    f"{source}: {stage}.lr_schedule must be constant or cosine, got {o.lr_schedule!r}"
+                )
             if o.iterations < 0 or o.batch_size < 1:
                 raise ConfigError(f"{source}: {stage}.iterations must be >= 0 and batch_size >= 1")
         if self.unet_train.loss not in ("l1", "l2"):
@@ -142,7 +144,9 @@ class TrainConfig:
         if self.sample.sampler not in ("ddim", "ddpm"):
             raise ConfigError(f"{source}: sample.sampler must be ddim or ddpm, got {self.sample.sampler!r}")
         if self.sample.spacing not in ("trailing", "leading"):
-            raise ConfigError(f"{source}: sample.spacing must be trailing or leading, got {self.sample.spacing!r}")
+            raise ConfigError(
+                f"{source}: sample.spacing must be trailing or leading, got {self.sample.spacing!r}"
+            )
         if not 1 <= self.sample.steps <= self.diffusion.num_timesteps:
             raise ConfigError(f"{source}: sample.steps must be in [1, diffusion.num_timesteps]")
         return self
@@ -211,7 +215,8 @@ def from_dict(cls: type, data: dict, source: str = "config", prefix: str = "") -
     for k in data:
         if k not in names:
             raise ConfigError(
-                f"{source}: unknown key {prefix + str(k)!r} (valid keys of {cls.__name__}: {', '.join(names)})"
+                f"{source}: unknown key {prefix + str(k)!r} "
+                f"(valid keys of {cls.__name__}: {', '.join(names)})"
             )
     kwargs = {k: _coerce(v, hints[k], prefix + k, source) for k, v in data.items()}
     try:
@@ -273,9 +278,7 @@ class _Dumper(yaml.SafeDumper):
     """Block mappings, one-line lists: a config reads like a settings file."""
 
 
-_Dumper.add_representer(
-    list, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True)
-)
+_Dumper.add_representer(list, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
 
 
 def dump_config(cfg: TrainConfig) -> str:

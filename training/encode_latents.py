@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True, type=Path, help="run folder holding vae/checkpoint.safetensors")
     p.add_argument("--vae", type=Path, help="VAE checkpoint (default: <out>/vae/checkpoint.safetensors)")
     p.add_argument("--data", help="dataset root (default: data.root of the VAE run)")
-    p.add_argument("--splits", default=None, help="comma-separated splits (default: train, val and test that exist)")
+    p.add_argument(
+        "--splits", default=None, help="comma-separated splits (default: train, val and test that exist)"
+    )
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = p.parse_args(argv)
@@ -114,7 +116,9 @@ class Latents:
     def __init__(self, path: Path):
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"latents file {path} does not exist (run `python -m training.encode_latents`)")
+            raise FileNotFoundError(
+                f"latents file {path} does not exist (run `python -m training.encode_latents`)"
+            )
         with safe_open(str(path), framework="pt") as f:
             self.meta = dict(f.metadata() or {})
             self.tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118

@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> None:
             targets = np.linspace(lo, hi - 1, args.views).round().astype(int)
             x_cond = to_model_range(views.images[[cond]]).to(device)
             z_cond = vae.encode(x_cond)[0] * latent_scale
-            ctx = make_context(z_cond.expand(len(targets), -1, -1, -1), views.c2w[[cond] * len(targets)], views.c2w[targets])
+            ctx = make_context(
+                z_cond.expand(len(targets), -1, -1, -1), views.c2w[[cond] * len(targets)], views.c2w[targets]
+            )
             z = generate(unet, ctx, cfg, s, seed=args.seed + k)
             pred = to_uint8(vae.decode(z / latent_scale))
             rows.append([views.images[cond].numpy(), *views.images[targets].numpy()])

@@ -19,14 +19,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.checkpoint import load_checkpoint
-from training.cli import UserError, add_config_args, add_run_args, run_cli, stage_config, write_config
+from training.cli import (
+    UserError,
+    add_config_args,
+    add_run_args,
+    apply_threads,
+    run_cli,
+    stage_config,
+    write_config,
+)
 from training.config import TrainConfig
 from training.distributed import DistInfo, setup, teardown
 from training.encode_latents import Latents
 from training.grid import image_grid, to_uint8
 from training.nvs import generate, make_context
 from training.sampler import DDPMScheduler
-from training.trainer import Stage, train
+from training.trainer import Stage, seed_init, train
 from training.unet import UNet
 from training.vae import VAE, count_parameters
 from training.views import EpochOrder, pair_targets
@@ -43,6 +51,7 @@ def check_latents(cfg: TrainConfig, z: torch.Tensor, source: Path) -> None:
 
 def build_stage(cfg: TrainConfig, latents: Latents, info: DistInfo, vae: VAE | None) -> Stage:
     o = cfg.unet_train
+    seed_init(o.seed)
     unet = UNet(cfg.unet)
     z_all, c2w, offsets = latents.split(cfg.data.train_split)
     check_latents(cfg, z_all, latents.path)
@@ -91,7 +100,11 @@ def build_stage(cfg: TrainConfig, latents: Latents, info: DistInfo, vae: VAE | N
                 rows.append([None, *pred[k * n : (k + 1) * n]])
             return image_grid(rows)
 
-    extra = {"params": count_parameters(unet), "latent_scale": latents.latent_scale, "latents": str(latents.path)}
+    extra = {
+        "params": count_parameters(unet),
+        "latent_scale": latents.latent_scale,
+        "latents": str(latents.path),
+    }
     extra["vae_checkpoint"] = latents.meta.get("vae_checkpoint", "")
     return Stage("unet", unet, unet, o, loss_fn, sample_fn, extra)
 
@@ -111,8 +124,11 @@ def main(argv: list[str] | None = None) -> None:
     add_config_args(p)
     add_run_args(p)
     p.add_argument("--latents", type=Path, help="default: <out>/latents.safetensors")
-    p.add_argument("--vae", type=Path, help="VAE checkpoint for sample grids (default: the one the latents came from)")
+    p.add_argument(
+        "--vae", type=Path, help="VAE checkpoint for sample grids (default: the one the latents came from)"
+    )
     args = p.parse_args(argv)
+    apply_threads(args)
     stage_dir = args.out / "unet"
     cfg = stage_config(args, stage_dir)
     latents = Latents(args.latents or args.out / "latents.safetensors")
@@ -131,7 +147,15 @@ def main(argv: list[str] | None = None) -> None:
                 f"batch {cfg.unet_train.batch_size} | device {info.device}"
                 + (f" x{info.world_size} (DDP)" if info.ddp else "")
             )
-        path = train(stage, cfg, stage_dir, info, resume=args.resume, show_progress=not args.no_progress, until=args.until)
+        path = train(
+            stage,
+            cfg,
+            stage_dir,
+            info,
+            resume=args.resume,
+            show_progress=not args.no_progress,
+            until=args.until,
+        )
         if info.is_main:
             print(f"UNet checkpoint: {path}")
     finally:

@@ -7,16 +7,15 @@ held-out views, bottom row: their reconstructions from the latent mean).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from training.cli import add_config_args, add_run_args, run_cli, stage_config, write_config
+from training.cli import add_config_args, add_run_args, apply_threads, run_cli, stage_config, write_config
 from training.config import TrainConfig
 from training.distributed import DistInfo, setup, teardown
 from training.grid import image_grid, to_uint8
-from training.trainer import Stage, train
+from training.trainer import Stage, seed_init, train
 from training.vae import VAE, count_parameters, vae_loss
 from training.views import DataError, EpochOrder, ViewSet, load_views, to_model_range
 
@@ -46,6 +45,7 @@ def preview_views(cfg: TrainConfig, fallback: ViewSet, count: int = 8) -> torch.
 
 def build_stage(cfg: TrainConfig, views: ViewSet, info: DistInfo, preview: torch.Tensor) -> Stage:
     o = cfg.vae_train
+    seed_init(o.seed)
     vae = VAE(cfg.vae)
     order = EpochOrder(views.num_views, o.batch_size, o.seed, info.rank, info.world_size)
     # the whole split lives on the training device: a batch is one gather, no host->device copy per step
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     add_config_args(p)
     add_run_args(p)
     args = p.parse_args(argv)
+    apply_threads(args)
     stage_dir = args.out / "vae"
     cfg = stage_config(args, stage_dir)
     info = setup(args.ddp, args.device)
@@ -80,12 +81,21 @@ def main(argv: list[str] | None = None) -> None:
         if info.is_main:
             write_config(cfg, stage_dir)
             print(
-                f"VAE {count_parameters(VAE(cfg.vae)):,} params | {len(views.names)} objects, {views.num_views} views "
-                f"| {cfg.vae_train.iterations} iterations, batch {cfg.vae_train.batch_size} | device {info.device}"
+                f"VAE {count_parameters(VAE(cfg.vae)):,} params | {len(views.names)} objects, "
+                f"{views.num_views} views | {cfg.vae_train.iterations} iterations, "
+                f"batch {cfg.vae_train.batch_size} | device {info.device}"
                 + (f" x{info.world_size} (DDP)" if info.ddp else "")
             )
         stage = build_stage(cfg, views, info, preview_views(cfg, views))
-        path = train(stage, cfg, stage_dir, info, resume=args.resume, show_progress=not args.no_progress, until=args.until)
+        path = train(
+            stage,
+            cfg,
+            stage_dir,
+            info,
+            resume=args.resume,
+            show_progress=not args.no_progress,
+            until=args.until,
+        )
         if info.is_main:
             print(f"VAE checkpoint: {path}")
     finally:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -54,6 +56,13 @@ class Stage:
     extra: dict[str, Any] = field(default_factory=dict)  # stored in every checkpoint's metadata
 
 
+def seed_init(seed: int) -> None:
+    """Seed the global RNGs before a stage builds its model, so initial weights follow the config's seed."""
+    torch.manual_seed(mix_seed(seed, 0xC0FFEE))
+    np.random.seed(mix_seed(seed, 0xC0FFEE) % 2**32)
+    random.seed(seed)
+
+
 def lr_at(step: int, o: OptimConfig) -> float:
     """LR for update number `step` (0-based): linear warmup, then constant or cosine decay to 0."""
     if o.warmup_steps and step < o.warmup_steps:
@@ -64,7 +73,9 @@ def lr_at(step: int, o: OptimConfig) -> float:
     return o.lr
 
 
-def amp_context(device: torch.device, amp: str) -> tuple[contextlib.AbstractContextManager, torch.amp.GradScaler]:
+def amp_context(
+    device: torch.device, amp: str
+) -> tuple[contextlib.AbstractContextManager, torch.amp.GradScaler]:
     use = device.type == "cuda" and amp != "off"
     dtype = torch.float16 if amp == "fp16" else torch.bfloat16
     ctx = torch.autocast("cuda", dtype=dtype) if use else contextlib.nullcontext()
@@ -116,8 +127,6 @@ def train(
         restore_grad_scaler(scaler, ckpt)
         restore_rng(ckpt)
         start = ckpt.step
-    else:
-        torch.manual_seed(mix_seed(o.seed, 0xC0FFEE))
 
     if info.ddp:
         device_ids = [info.device.index] if info.device.type == "cuda" else None
@@ -173,10 +182,13 @@ def train(
             loss, metrics = stage.loss_fn(train_module, step, g)
         loss_value = all_reduce_mean(loss.detach().float(), info).item()
         if not math.isfinite(loss_value):
-            where = f"{last_good} (step {load_checkpoint(last_good).step})" if last_good else "none written yet"
+            where = (
+                f"{last_good} (step {load_checkpoint(last_good).step})" if last_good else "none written yet"
+            )
             raise NonFiniteLossError(
                 f"{stage.name} training stopped: the loss is {loss_value} at step {step + 1} "
-                f"(lr {lr:.3g}); last good checkpoint: {where}. Lower {stage.name}_train.lr or check the data."
+                f"(lr {lr:.3g}); last good checkpoint: {where}. "
+                f"Lower {stage.name}_train.lr or check the data."
             )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -191,10 +203,12 @@ def train(
         done = step + 1
         bar.update(1)
 
-        if log is not None and (done % o.log_every == 0 or done == o.iterations):
+        if done % o.log_every == 0 or done == stop:
+            # every rank joins the all-reduce of the metrics; only rank 0 writes them
+            reduced = {k: all_reduce_mean(v.detach().float(), info).item() for k, v in metrics.items()}
+        if log is not None and (done % o.log_every == 0 or done == stop):
             now = time.perf_counter()
-            scalars = {"loss": loss_value, "lr": lr}
-            scalars.update({k: float(v) for k, v in metrics.items()})
+            scalars = {"loss": loss_value, "lr": lr, **reduced}
             if grad_norm is not None:
                 scalars["grad_norm"] = float(grad_norm)
             scalars["it_per_s"] = (done - n_last) / max(now - t_last, 1e-9)

@@ -38,21 +38,28 @@ class ViewSet:
         return np.repeat(np.arange(len(self.names)), np.diff(self.offsets))
 
 
-def load_views(root: str | Path, split: str, image_size: int, max_instances: int | None = None) -> ViewSet:
+def load_views(
+    root: str | Path, split: str, image_size: int, max_instances: int | None = None, progress: bool = True
+) -> ViewSet:
     """Load a split with the SRN reader into one array; DataError names the path when unusable."""
     split_dir = Path(root) / split
     if not split_dir.is_dir():
-        raise DataError(f"dataset split {split_dir} does not exist (render one with `python -m training.render`)")
+        raise DataError(
+            f"dataset split {split_dir} does not exist (render one with `python -m training.render`)"
+        )
     try:
-        instances = load_split(root, split, image_size, max_instances=max_instances)
+        instances = load_split(root, split, image_size, max_instances=max_instances, progress=progress)
     except (FileNotFoundError, ValueError) as e:
         raise DataError(f"cannot read {split_dir}: {e}") from None
     if not instances:
-        raise DataError(f"dataset split {split_dir} holds no instances (expected <instance>/rgb/*.png and pose/*.txt)")
+        raise DataError(
+            f"dataset split {split_dir} holds no instances (expected <instance>/rgb/*.png and pose/*.txt)"
+        )
     for inst in instances:
         if inst.images.shape[1:] != (image_size, image_size, 3):
             raise DataError(
-                f"{split_dir / inst.name}: images are {inst.images.shape[1:]}, expected ({image_size}, {image_size}, 3)"
+                f"{split_dir / inst.name}: images are {inst.images.shape[1:]}, "
+                f"expected ({image_size}, {image_size}, 3)"
             )
     counts = [len(inst.images) for inst in instances]
     return ViewSet(
