@@ -60,7 +60,7 @@ def test_one_view_per_pose(engine, n):
     assert views.shape == (n, 32, 32, 3) and views.dtype == np.uint8
     t = engine.last_timing
     assert t.views == n and t.steps == 10 and t.denoiser_calls == 10
-    assert 0 < t.encode_ms and 0 < t.denoise_ms and 0 < t.decode_ms
+    assert t.encode_ms > 0 and t.denoise_ms > 0 and t.decode_ms > 0
     parts = t.preprocess_ms + t.encode_ms + t.denoise_ms + t.decode_ms + t.postprocess_ms
     assert parts <= t.total_ms + 1e-6
 
