@@ -87,7 +87,7 @@ def instances():
 def test_azimuth_offsets_of_a_spiral():
     c2w = spiral_poses(9, turns=1.0)  # azimuths 0, 45, ..., 360
     np.testing.assert_allclose(
-        ev.azimuth_offset(c2w[0], c2w, (0, 0, 1)), [0, 45, 90, 135, 180, 135, 90, 45, 0], atol=1e-6
+        ev.azimuth_offset(c2w[0], c2w), [0, 45, 90, 135, 180, 135, 90, 45, 0], atol=1e-6
     )
 
 
@@ -134,8 +134,8 @@ def test_evaluate_core_on_a_tiny_model(tiny_models, instances, tmp_path):
 
 
 def test_sweep_views_walk_around_the_object(instances):
-    views = ev.sweep_views(instances[0], 0, 4, np.array([0.0, 0.0, 1.0]))
-    offsets = ev.azimuth_offset(instances[0].c2w[0], instances[0].c2w[views], (0, 0, 1))
+    views = ev.sweep_views(instances[0], 0, 4)
+    offsets = ev.azimuth_offset(instances[0].c2w[0], instances[0].c2w[views])
     np.testing.assert_allclose(offsets, [0, 90, 180, 90], atol=1e-6)
 
 

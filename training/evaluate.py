@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tinyldm_ros.poses import relative_transform
+from tinyldm_ros.poses import azimuth_elevation, relative_transform, rotation_about_axis
 from tinyldm_ros.preprocess import postprocess, uint8_to_model
 from tinyldm_ros.schedule import ScheduleConfig
 from training import metrics
@@ -49,7 +49,6 @@ class EvalConfig:
     seed: int = 0
     batch_size: int = 1024
     azimuth_bin_deg: float = 30.0
-    up: tuple[float, float, float] = (0.0, 0.0, 1.0)  # world up of the data (SRN Cars and ours: +z)
     sweep_objects: int = 6
     sweep_angles: int = 8
     sweep_sampler: str = "ddim-50"
@@ -96,19 +95,9 @@ def make_scheduler(spec: str, schedule: ScheduleConfig) -> tuple[DDPMScheduler |
     return (DDPMScheduler(schedule) if name == "ddpm" else DDIMScheduler(schedule)), steps
 
 
-def azimuth(c2w: np.ndarray, up: np.ndarray) -> np.ndarray:
-    """Camera azimuth in degrees around `up` through the origin (the object centre)."""
-    up = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
-    e1 = np.cross(up, [1.0, 0.0, 0.0] if abs(up[0]) < 0.9 else [0.0, 1.0, 0.0])
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(up, e1)
-    pos = np.asarray(c2w)[..., :3, 3]
-    return np.rad2deg(np.arctan2(pos @ e2, pos @ e1))
-
-
-def azimuth_offset(c2w_cond: np.ndarray, c2w_target: np.ndarray, up: np.ndarray) -> np.ndarray:
-    """|azimuth(target) - azimuth(cond)| wrapped to [0, 180] degrees."""
-    d = (azimuth(c2w_target, up) - azimuth(c2w_cond, up) + 180.0) % 360.0 - 180.0
+def azimuth_offset(c2w_cond: np.ndarray, c2w_target: np.ndarray) -> np.ndarray:
+    """|azimuth(target) - azimuth(cond)| about world up (+z, the data's convention), wrapped to [0, 180]."""
+    d = (azimuth_elevation(c2w_target)[0] - azimuth_elevation(c2w_cond)[0] + 180.0) % 360.0 - 180.0
     return np.abs(d)
 
 
@@ -129,7 +118,7 @@ def select_pairs(instances: list[SRNInstance], cfg: EvalConfig) -> Pairs:
     inst_a, cond_a, tgt_a = (np.array(a, dtype=np.int64) for a in (inst, cond, tgt))
     c2w_c = np.stack([instances[i].c2w[v] for i, v in zip(inst_a, cond_a, strict=True)])
     c2w_t = np.stack([instances[i].c2w[v] for i, v in zip(inst_a, tgt_a, strict=True)])
-    return Pairs(inst_a, cond_a, tgt_a, azimuth_offset(c2w_c, c2w_t, np.asarray(cfg.up)))
+    return Pairs(inst_a, cond_a, tgt_a, azimuth_offset(c2w_c, c2w_t))
 
 
 def _views(instances: list[SRNInstance], inst: np.ndarray, view: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -358,20 +347,13 @@ def plot_azimuth(summary: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def sweep_views(instance: SRNInstance, cond: int, angles: int, up: np.ndarray) -> np.ndarray:
+def sweep_views(instance: SRNInstance, cond: int, angles: int) -> np.ndarray:
     """For each of `angles` azimuth offsets k * 360 / angles, the view closest to the conditioning
-    camera orbited by that offset (same elevation), as view indices [angles]."""
+    camera orbited by that offset about world up (+z), as view indices [angles]."""
     pos = instance.c2w[:, :3, 3]
     dirs = pos / np.linalg.norm(pos, axis=1, keepdims=True)
-    up = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
-    views = []
-    for k in range(angles):
-        a = np.deg2rad(360.0 * k / angles)
-        d = dirs[cond]
-        # Rodrigues rotation of the conditioning direction about `up`
-        want = d * np.cos(a) + np.cross(up, d) * np.sin(a) + up * (up @ d) * (1 - np.cos(a))
-        views.append(int(np.argmax(dirs @ want)))
-    return np.array(views, dtype=np.int64)
+    wanted = [rotation_about_axis((0.0, 0.0, 1.0), 360.0 * k / angles) @ dirs[cond] for k in range(angles)]
+    return np.array([int(np.argmax(dirs @ w)) for w in wanted], dtype=np.int64)
 
 
 def sweep_grid(
@@ -383,7 +365,7 @@ def sweep_grid(
     inst, cond, tgt = [], [], []
     for i, obj in enumerate(objs):
         c = cfg.cond_view if cfg.cond_view < obj.num_views else 0
-        views = sweep_views(obj, c, cfg.sweep_angles, np.asarray(cfg.up))
+        views = sweep_views(obj, c, cfg.sweep_angles)
         inst += [i] * len(views)
         cond += [c] * len(views)
         tgt += views.tolist()
