@@ -4,7 +4,16 @@ With ROS, the package is built by `colcon build` as ament_cmake (CMakeLists.txt)
 generates the tinyldm_ros.srv / tinyldm_ros.msg interfaces; this file serves ML users without ROS.
 """
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+
+def requirements(name: str) -> list[str]:
+    """One list of dependencies, shared with `make setup` (requirements/<name>.txt)."""
+    text = (Path(__file__).parent / "requirements" / f"{name}.txt").read_text()
+    return [line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip()]
+
 
 setup(
     name="tinyldm_ros",
@@ -14,26 +23,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["tinyldm_ros", "tinyldm_ros.*", "training", "training.*"]),
     package_data={"training": ["configs/*.yaml"]},
-    install_requires=[
-        "numpy>=1.24",
-        "onnxruntime-gpu>=1.17",  # runs on CPU too; never install `onnxruntime` beside it
-        "pyyaml>=6",
-        "pillow>=10",
-    ],
-    extras_require={
-        "train": [
-            "torch>=2.2",
-            "onnx>=1.16",
-            "safetensors>=0.4",
-            "tensorboard>=2.15",
-            "tqdm>=4.66",
-            "scikit-image>=0.22",
-            "matplotlib>=3.8",
-            "pybullet>=3.2.6",
-        ],
-        "ros": ["rosbags-image>=0.10"],
-        "dev": ["pytest>=8", "ruff>=0.5", "psutil>=5.9"],
-    },
+    install_requires=requirements("runtime"),
+    extras_require={"train": requirements("train"), "ros": requirements("ros"), "dev": requirements("dev")},
     entry_points={
         "console_scripts": [],
     },
