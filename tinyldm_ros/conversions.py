@@ -48,10 +48,9 @@ class ImageConversionError(ValueError):
     """A sensor_msgs/Image that cannot be decoded; the message names the problem."""
 
 
-def image_to_numpy(msg: Image) -> tuple[np.ndarray, str]:
-    """Decode an Image message to an (H, W, C) array in native byte order, without copying if possible.
+def check_image(msg: Image) -> tuple[int, np.dtype]:
+    """Validate an Image message's header against its data in O(1): (channels, dtype) or raise.
 
-    Returns the array and its channel order: "rgb", "bgr", "rgba", "bgra" or "mono" (C = 1).
     Raises ImageConversionError for an unsupported encoding, a zero or huge size, a step shorter than
     a row, or data whose length does not match height * step.
     """
@@ -68,14 +67,27 @@ def image_to_numpy(msg: Image) -> tuple[np.ndarray, str]:
         raise ImageConversionError(f"image too large ({width}x{height}, limit {MAX_SIDE} per side)")
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
-        raise ImageConversionError(f"step {step} is shorter than a row of {width} {encoding} pixels ({row_bytes})")
+        raise ImageConversionError(
+            f"step {step} is shorter than a row of {width} {encoding} pixels ({row_bytes})"
+        )
     if step % dtype.itemsize:
         raise ImageConversionError(f"step {step} is not a multiple of the {encoding} sample size")
-    data = msg.data
-    size = len(data)
+    size = len(msg.data)
     if size != height * step:
         raise ImageConversionError(f"data has {size} bytes, expected height * step = {height} * {step}")
+    return channels, dtype
 
+
+def image_to_numpy(msg: Image) -> tuple[np.ndarray, str]:
+    """Decode an Image message to an (H, W, C) array in native byte order, without copying if possible.
+
+    Returns the array and its channel order: "rgb", "bgr", "rgba", "bgra" or "mono" (C = 1).
+    Raises ImageConversionError (see check_image) for a message that does not describe its data.
+    """
+    channels, dtype = check_image(msg)
+    encoding, data = msg.encoding, msg.data
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels * dtype.itemsize
     order = _channel_order(encoding)
     if _BRIDGE is not None:
         array = _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")

@@ -26,6 +26,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.task import Future
@@ -33,7 +34,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import MarkerArray
 
 from tinyldm_ros import node_params
-from tinyldm_ros.conversions import ImageConversionError, image_to_numpy, numpy_to_image, to_rgb
+from tinyldm_ros.conversions import ImageConversionError, check_image, image_to_numpy, numpy_to_image, to_rgb
 from tinyldm_ros.diagnostics import NodeStats, ThrottledLog, diagnostic_array
 from tinyldm_ros.engine import Engine
 from tinyldm_ros.frustums import frustum_markers
@@ -149,7 +150,11 @@ class NvsNode(Node):
         self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data)
         self.create_subscription(PoseArray, "target_poses", self._on_target_poses, 5)
-        self.create_service(SynthesizeView, "synthesize_view", self._on_synthesize)
+        # Reentrant: a call awaiting the worker must not hold up other calls or the image callbacks
+        # (an async callback keeps a mutually exclusive group busy until it returns).
+        self.create_service(
+            SynthesizeView, "synthesize_view", self._on_synthesize, callback_group=ReentrantCallbackGroup()
+        )
         self._diag_timer = self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
 
         self._worker = threading.Thread(target=self._work, name="nvs_worker", daemon=True)
@@ -165,6 +170,11 @@ class NvsNode(Node):
     def _on_image(self, msg: Image) -> None:
         now = time.monotonic()
         self.stats.count("received")
+        try:
+            check_image(msg)  # O(1): a malformed message must never displace a good frame
+        except ImageConversionError as e:
+            self._bad("image", f"image from frame {msg.header.frame_id!r} rejected: {e}")
+            return
         frame = Frame(msg, self._latest_info, now)
         with self._cond:
             self._latest = frame
