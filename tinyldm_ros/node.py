@@ -332,7 +332,9 @@ class NvsNode(Node):
             self.stats.count("idle")
             return
         header = frame.image.header
-        crop = self._prepare_image(frame.image, frame.camera_info, cfg) if views_wanted else None
+        # camera_info travels on its own topic: it may arrive just after the image it belongs to
+        info = frame.camera_info or self._latest_info
+        crop = self._prepare_image(frame.image, info, cfg) if views_wanted else None
         targets = self._stream_targets(header, cfg)
         if not targets:
             raise RejectedInput(

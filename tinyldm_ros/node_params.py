@@ -24,7 +24,7 @@ class NodeConfig:
 
     model_dir: str = ""
     provider: str = "auto"
-    intra_op_threads: int = 0
+    intra_op_threads: int = 1
     steps: int = 10
     guidance: float = 1.0
     seed: int = 0
@@ -56,7 +56,12 @@ SPECS: dict[str, tuple[str, Any]] = {
         "visible, else CPU; a GPU asked for and not in use is an error. Read at start.",
         None,
     ),
-    "intra_op_threads": ("ONNX Runtime intra-op threads; 0 = the engine's default. Read at start.", (0, 64)),
+    "intra_op_threads": (
+        "ONNX Runtime intra-op threads; 0 = the engine's default. 1 by default: on a CPU shared with "
+        "other nodes, more threads spin-wait for each other (measured in benchmarks/bench_node.py). "
+        "Read at start.",
+        (0, 64),
+    ),
     "steps": ("DDIM sampling steps (default: the model's). More = slower, often sharper.", (1, 1000)),
     "guidance": ("Classifier-free guidance scale; 1 = off (one denoiser pass per step).", (0.0, 20.0)),
     "seed": ("Seed of the sampler's noise; the same seed and input give the same views.", (0, 2**31 - 1)),
