@@ -147,8 +147,9 @@ class NvsNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._ensure_view_publishers(self._stream_target_names(cfg))
 
-        self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data)
+        image_qos = qos_profile_sensor_data if cfg.image_qos == "sensor_data" else QoSProfile(depth=1)
+        self.create_subscription(Image, "image", self._on_image, image_qos)
+        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, image_qos)
         self.create_subscription(PoseArray, "target_poses", self._on_target_poses, 5)
         # Reentrant: a call awaiting the worker must not hold up other calls or the image callbacks
         # (an async callback keeps a mutually exclusive group busy until it returns).

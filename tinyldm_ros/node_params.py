@@ -14,7 +14,7 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
 # The engine loads these once; changing them means a new engine, i.e. a restart.
-READ_ONLY = ("model_dir", "provider", "intra_op_threads")
+READ_ONLY = ("model_dir", "provider", "intra_op_threads", "image_qos")
 PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 
 
@@ -25,6 +25,7 @@ class NodeConfig:
     model_dir: str = ""
     provider: str = "auto"
     intra_op_threads: int = 1
+    image_qos: str = "sensor_data"
     steps: int = 10
     guidance: float = 1.0
     seed: int = 0
@@ -61,6 +62,12 @@ SPECS: dict[str, tuple[str, Any]] = {
         "other nodes, more threads spin-wait for each other (measured in benchmarks/bench_node.py). "
         "Read at start.",
         (0, 64),
+    ),
+    "image_qos": (
+        "QoS of the image and camera_info subscriptions: 'sensor_data' (best effort, keep last 5; "
+        "takes any publisher) or 'reliable' (keep last 1; needs a reliable publisher, and delivers "
+        "large images that best-effort DDS can lose between processes). Read at start.",
+        None,
     ),
     "steps": ("DDIM sampling steps (default: the model's). More = slower, often sharper.", (1, 1000)),
     "guidance": ("Classifier-free guidance scale; 1 = off (one denoiser pass per step).", (0.0, 20.0)),
@@ -153,6 +160,8 @@ def _value(param: Parameter):
 
 def validate(cfg: NodeConfig, num_train_timesteps: int) -> str | None:
     """Why `cfg` cannot be used, or None. (Ranges are checked by rclpy from the descriptors.)"""
+    if cfg.image_qos not in ("sensor_data", "reliable"):
+        return f"image_qos must be 'sensor_data' or 'reliable', got {cfg.image_qos!r}"
     if cfg.provider not in PROVIDERS:
         return f"provider must be one of {PROVIDERS}, got {cfg.provider!r}"
     if cfg.steps > num_train_timesteps:
