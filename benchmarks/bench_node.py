@@ -33,7 +33,7 @@ def run_case(model: Path, targets: int, threads: int, args, index: int) -> dict:
             "intra_op_threads": threads,
             "publish_mosaic": False,
         },
-        REPO / "benchmarks" / "results" / f"bench_node_{targets}t_{threads}th.log",
+        REPO / "out" / "bench_node" / f"node_{targets}t_{threads}th.log",
     )
     client = Client(ns, reliable=args.qos == "reliable")
     try:
