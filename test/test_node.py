@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ pytest.importorskip(
     "tinyldm_ros.msg", reason="tinyldm_ros interfaces not built: run `make setup` (colcon build)"
 )
 
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import Pose, PoseArray  # noqa: E402
 from node_harness import Harness, camera_info_for, random_image, wait_for  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -177,3 +179,35 @@ def _stamped(msg):
     msg.header.frame_id = "camera_optical"
     msg.header.stamp.sec = 1
     return msg
+
+
+@pytest.mark.parametrize(
+    "harness",
+    [{"orbit_azimuths_deg": [20.0], "steps": 1, "max_rate_hz": 5.0, "output_size": 64}],
+    indirect=True,
+)
+def test_rate_cap_output_size_and_diagnostics(harness: Harness) -> None:
+    views = harness.record(Image, f"views/{orbit_name(20, 0)}")
+    diagnostics = harness.record(DiagnosticArray, "/diagnostics")
+    harness.wait_outputs_matched()
+    start = time.monotonic()
+    while time.monotonic() - start < 1.0:  # 30 Hz for one second
+        harness.publish_image(random_image())
+        time.sleep(1 / 30)
+    assert wait_for(lambda: harness.node._slot is None and views)
+    # 5 Hz cap: about 5 outputs in that second (+1 for the frame taken at once, +1 for the latest).
+    assert 3 <= len(views) <= 7, len(views)
+    assert image_to_numpy(views[-1][1])[0].shape == (64, 64, 3)
+    name = f"{harness.node.get_name()}: novel view synthesis"
+
+    def ours() -> dict[str, str]:
+        for _, array in reversed(diagnostics):
+            for status in array.status:
+                if status.name == name and status.hardware_id == "CPUExecutionProvider":
+                    return {kv.key: kv.value for kv in status.values}
+        return {}
+
+    assert wait_for(lambda: int(ours().get("processed", 0)) == len(views), 5.0), ours()
+    values = ours()
+    assert int(values["dropped"]) > 0 and float(values["latency_p50_ms"]) > 0
+    assert values["execution_provider"] == "CPUExecutionProvider"

@@ -21,8 +21,9 @@ def resize_views(views: np.ndarray, size: int) -> np.ndarray:
 
 
 def mosaic(input_crop: np.ndarray, views: np.ndarray, gap: int = 2) -> np.ndarray:
-    """One row: the model's input crop, then every view, separated by white `gap`-pixel columns."""
-    tiles = [input_crop, *views]
+    """One row: the model's input crop (scaled to the views' size), then every view, separated by
+    white `gap`-pixel columns."""
+    tiles = [resize_views(input_crop[None], views.shape[1])[0], *views]
     h = tiles[0].shape[0]
     gap_col = np.full((h, gap, 3), 255, np.uint8)
     row = []
