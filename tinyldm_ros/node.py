@@ -119,6 +119,7 @@ class NvsNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.stats = NodeStats()
+        self._rejected_at_last_status = 0
         self.log_bad = ThrottledLog(self.get_logger().warning, cfg.log_throttle_s)
         self._warned_no_camera_info = False
         self._tf: TfLookup | None = None
@@ -252,8 +253,10 @@ class NvsNode(Node):
         if self._tf_missing and self.cfg.target_frames:
             warnings.append("target_frames set but tf2_ros is missing")
         snapshot = self.stats.snapshot()
-        if snapshot["rejected"]:
-            warnings.append(f"{snapshot['rejected']} inputs rejected (see rejected_*)")
+        new_rejections = snapshot["rejected"] - self._rejected_at_last_status
+        self._rejected_at_last_status = snapshot["rejected"]
+        if new_rejections:
+            warnings.append(f"{new_rejections} inputs rejected since the last status (see rejected_*)")
         self._diag_pub.publish(
             diagnostic_array(
                 self.get_clock().now().to_msg(), self.get_name(), self.provider, snapshot, warnings
@@ -378,7 +381,9 @@ class NvsNode(Node):
                     )
             else:
                 frame = Frame(req.image, None, job.received)
-            camera_info = req.camera_info if req.camera_info.width > 0 else frame.camera_info
+            camera_info = req.camera_info if req.camera_info.width > 0 else None
+            if camera_info is None and frame is self._latest:
+                camera_info = frame.camera_info or self._latest_info
             steps = req.steps if req.steps > 0 else cfg.steps
             seed = req.seed if req.seed >= 0 else cfg.seed
             guidance = float(req.guidance) if req.guidance >= 0 else cfg.guidance
