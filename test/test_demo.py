@@ -55,3 +55,29 @@ def test_demo_runs_end_to_end_on_a_model_folder(tmp_path: Path) -> None:
     assert summary["frames_processed"] >= 1 and summary["latency_ms_p50"] > 0
     assert (tmp_path / "sweep.png").stat().st_size > 0
     assert "latency p50" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (["model_dir:=/no/such/model"], "/no/such/model"),
+        (["steps:=5000"], "steps out of range"),
+        (["orbit_elevations_deg:=[1.0,2.0]"], "orbit_elevations_deg"),
+        (["image_qos:=fast"], "image_qos"),
+    ],
+)
+def test_node_start_errors_are_one_clear_line_and_exit_code_2(params: list[str], message: str) -> None:
+    args = ["--ros-args", "-p", f"model_dir:={TINY_MODEL}"]
+    for p in params:
+        args += ["-p", p]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "tinyldm_ros.node", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert message in done.stderr and "Traceback" not in done.stderr

@@ -126,3 +126,21 @@ def test_concurrent_calls_beyond_the_queue_are_refused_as_busy(harness: Harness)
     assert any(r.success for r in responses) and busy, [r.message for r in responses]
     assert time.monotonic() - start < 60.0
     assert np.all([len(r.result.views) == 16 for r in responses if r.success])
+
+
+def test_a_running_call_does_not_hold_up_the_camera_stream(harness: Harness) -> None:
+    assert wait_for(lambda: harness.image_pub.get_subscription_count() > 0)
+    harness.publish_image(random_image())
+    assert wait_for(lambda: harness.node._latest is not None)
+    slow = harness.service.call_async(
+        SynthesizeView.Request(azimuths_deg=[float(a) for a in range(16)], steps=200)
+    )
+    time.sleep(0.05)
+    received = harness.node.stats.received
+    for _ in range(10):
+        harness.publish_image(random_image())
+        time.sleep(0.01)
+    # the image callbacks ran while the call (16 views x 200 steps: about a second) was still served
+    assert wait_for(lambda: harness.node.stats.received >= received + 8, 5.0)
+    assert not slow.done()
+    assert wait_for(slow.done, 60.0) and slow.result().success

@@ -27,6 +27,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.task import Future
@@ -589,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv)
     try:
         node = NvsNode()
-    except (ValueError, RuntimeError, OSError) as e:
+    except (ValueError, RuntimeError, OSError, ParameterException) as e:
         print(f"nvs_node: {e}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
