@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tinyldm_ros.poses import (
+    azimuth_elevation,
     check_rigid,
     invert_rigid,
     look_at,
@@ -94,6 +95,13 @@ def test_sphere_pose_on_sphere_looking_at_centre():
     assert np.linalg.norm(eye - [0.1, 0.2, 0.3]) == pytest.approx(1.3)
     np.testing.assert_allclose(object_centre(c2w, 1.3), [0.1, 0.2, 0.3], atol=1e-12)
     assert np.degrees(np.arcsin((eye[2] - 0.3) / 1.3)) == pytest.approx(25.0)
+
+
+def test_azimuth_elevation_inverts_sphere_pose():
+    poses = np.stack([sphere_pose(1.3, a, e) for a, e in [(10, 5), (200, 45), (359, 80)]])
+    az, el = azimuth_elevation(poses)
+    np.testing.assert_allclose(az, [10, 200, 359], atol=1e-9)
+    np.testing.assert_allclose(el, [5, 45, 80], atol=1e-9)
 
 
 @pytest.mark.parametrize("az, el, daz, de", [(0, 10, 45, 0), (30, 20, -90, 15), (200, 60, 180, -50)])

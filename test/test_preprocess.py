@@ -146,3 +146,11 @@ def test_bad_sizes_raise():
         square_box_around(1.0, 1.0, 0)
     with pytest.raises(ValueError, match="B, 3, H, W"):
         postprocess(np.zeros((4, 4)))
+
+
+def test_runtime_modules_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, tinyldm_ros.poses, tinyldm_ros.preprocess; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

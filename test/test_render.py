@@ -152,3 +152,24 @@ def test_failure_leaves_nothing_half_written(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="generator failed"):
         render_dataset(RenderSpec(object_set="broken", train=1, val=0, test=0, views=2), tmp_path / "b")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cars_are_centred_varied_and_car_coloured():
+    from training.objects.cars import CAR_COLOURS, bounds, sample_car, sample_colour
+
+    rng = np.random.default_rng(0)
+    sizes = []
+    for _ in range(30):
+        parts = sample_car(rng)
+        lo, hi = bounds(parts)
+        np.testing.assert_allclose((lo + hi) / 2, 0.0, atol=1e-9)
+        sizes.append(hi - lo)
+        assert {"body", "cabin", "wheel", "windshield", "headlight"} <= {p.tag for p in parts}
+    sizes = np.array(sizes)
+    assert sizes[:, 0].min() > 0.85 and sizes[:, 0].max() < 1.15  # length ~1 at radius 1.3
+    assert (sizes[:, 0] > sizes[:, 1]).all() and (sizes[:, 0] > sizes[:, 2]).all()  # long, low, narrow
+    assert sizes.std(axis=0).min() > 0.01  # proportions vary
+    names = [sample_colour(rng)[0] for _ in range(3000)]
+    common = np.mean([n in ("white", "black", "grey", "silver") for n in names])
+    assert 0.6 < common < 0.8  # the neutral colours dominate, as on real roads
+    assert len(set(names)) == len(CAR_COLOURS)  # and the rare ones still occur

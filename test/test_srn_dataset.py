@@ -108,6 +108,13 @@ def test_mismatched_view_names(inst):
     assert "000001.png has no pose" in _expect(inst, ValueError, "no pose")
 
 
+def test_real_srn_split_names(tmp_path):
+    # The SRN download names its splits cars_train / cars_val / cars_test.
+    shutil.copytree(SAMPLE / "train", tmp_path / "cars_train")
+    [path] = list_instances(tmp_path, "train")
+    assert path == tmp_path / "cars_train" / INSTANCE
+
+
 def test_empty_or_missing_split(tmp_path):
     (tmp_path / "train").mkdir()
     with pytest.raises(ValueError, match="no instances"):
