@@ -14,7 +14,8 @@ DDIM step, in step order. `Engine.draw_noise` returns these arrays.
 
 Threading: one Engine serves one caller at a time. Calls from several threads are safe — a lock
 serialises them (they wait, they do not run in parallel) — because the preallocated buffers and IO
-bindings are per instance. For parallel throughput create one Engine per thread.
+bindings are per instance; the pieces (encode, denoise, decode) take the same lock. For parallel
+throughput create one Engine per thread.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from tinyldm_ros.preprocess import CropBox, postprocess, preprocess
 log = logging.getLogger("tinyldm_ros.engine")
 
 PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
+MAX_SPECIALISED = 8  # batch-specialised sessions / buffer sets kept (LRU)
 _EP = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
@@ -75,9 +78,10 @@ def gpu_present() -> bool:
 
 
 def default_intra_op_threads() -> int:
-    # The graphs are tiny (a 4x4 latent, a 32x32 image): thread hand-off costs more than it saves
-    # beyond a couple of threads, and a robot has other nodes to run. Measured in benchmarks/.
-    return max(1, min(2, os.cpu_count() or 1))
+    # The graphs are tiny (a 4x4 latent, a 32x32 image): most ops take a microsecond or two, so handing
+    # work to a second thread costs more than it saves (measured on the 2-core machine: DDIM-10 for one
+    # view 2-5x slower with 2 threads), and a robot has other nodes to run on its cores.
+    return 1
 
 
 class Engine:
@@ -90,6 +94,7 @@ class Engine:
         intra_op_threads: int | None = None,
         warmup: bool = True,
         device_id: int = 0,
+        warmup_views: tuple[int, ...] = (1,),
     ) -> None:
         if provider not in PROVIDERS:
             raise ValueError(f"provider must be one of {PROVIDERS}, got {provider!r}")
@@ -98,11 +103,13 @@ class Engine:
         self.schedule = S.NoiseSchedule(S.ScheduleConfig.from_dict(self.info.schedule))
         self.intra_op_threads = intra_op_threads or default_intra_op_threads()
         self.device_id = device_id
-        self._lock = threading.Lock()
-        self._sessions = self._open_sessions(provider)
+        self._lock = threading.RLock()
+        self._model_bytes = {role: (self.model_dir / f).read_bytes() for role, f in ONNX_FILES.items()}
+        self._sessions = self._open_sessions(provider)  # dynamic batch axis: validated, any batch size
         self.providers: list[str] = self._sessions["denoiser"].get_providers()
         self.device = "cuda" if self.providers[0] in (_EP["cuda"], _EP["tensorrt"]) else "cpu"
-        self._buffers: dict[tuple, dict] = {}
+        self._specialised: OrderedDict[tuple[str, int], ort.InferenceSession] = OrderedDict()
+        self._buffers: OrderedDict[tuple, dict] = OrderedDict()
         self._plans: dict[tuple, tuple] = {}
         self.last_timing = Timing()
         log.info(
@@ -113,7 +120,8 @@ class Engine:
             self.intra_op_threads,
         )
         if warmup:
-            self.warmup()
+            for n in warmup_views:
+                self.warmup(n)
 
     # ---------------------------------------------------------------- providers / sessions
 
@@ -169,8 +177,14 @@ class Engine:
         sessions = {}
         for role, fname in ONNX_FILES.items():
             sessions[role] = open_session(
-                self.model_dir / fname, role, self.info, providers, self._session_options()
+                self.model_dir / fname,
+                role,
+                self.info,
+                providers,
+                self._session_options(),
+                self._model_bytes[role],
             )
+        self._provider_config = providers
         got = sessions["denoiser"].get_providers()
         if (
             provider != "cpu"
@@ -264,7 +278,7 @@ class Engine:
                     S.ddim_step(0.0, 1.0, a, ap, eta, 0.0),
                     S.ddim_step(0.0, 0.0, a, ap, eta, 1.0),
                 )
-            plan = self._plans[key] = (ts, coefs)
+            plan = self._plans[key] = (ts, [tuple(np.float32(c) for c in row) for row in coefs])
         return plan
 
     def draw_noise(self, n: int, steps: int, seed: int, eta: float | None = None):
@@ -282,13 +296,15 @@ class Engine:
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         """float32 (B, 3, S, S) in [-1, 1] -> scaled latent z = mean * latent_scale, (B, C, h, w)."""
-        mean = self._run("encoder", {"image": np.ascontiguousarray(images, dtype=np.float32)})
+        with self._lock:
+            mean = self._run("encoder", {"image": np.ascontiguousarray(images, dtype=np.float32)})
         return mean * np.float32(self.info.latent_scale)
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         """Scaled latent (B, C, h, w) -> float32 image (B, 3, S, S), nominally in [-1, 1]."""
         latent = np.ascontiguousarray(z / np.float32(self.info.latent_scale), dtype=np.float32)
-        return self._run("decoder", {"latent": latent})
+        with self._lock:
+            return self._run("decoder", {"latent": latent})
 
     def make_context(self, z_cond: np.ndarray, poses: np.ndarray) -> np.ndarray:
         """Context rows concat(z_cond.flatten(), pose.flatten()) for each target pose, float32 (N, K)."""
@@ -312,31 +328,33 @@ class Engine:
         timesteps, coefs = self.ddim_plan(steps, eta)
         if eta > 0 and step_noise is None:
             raise InputError("eta > 0 needs step_noise (see draw_noise)")
-        buf = self._buffers_for(n, cfg)
-        x = buf["x"]
-        x[...] = x_T
-        ctx = buf["context"]
-        ctx[:n] = context
-        if cfg:
-            ctx[n:] = 0.0  # classifier-free guidance's null context
-        self._bind_denoiser(buf)
-        g = np.float32(guidance)
-        for i, t in enumerate(timesteps):
-            buf["latent_in"][:n] = x
+        with self._lock:
+            buf = self._buffers_for(n, cfg)
+            latent_in, tmp = buf["latent_in"], buf["tmp"]
+            x = latent_in[:n]  # the sample lives in the denoiser's bound input: no copy per step
+            x[...] = x_T
+            ctx = buf["context"]
+            ctx[:n] = context
             if cfg:
-                buf["latent_in"][n:] = x
-            buf["t"][:] = t
-            eps = self._run_denoiser(buf)
-            if cfg:
-                eps_c, eps_u = eps[:n], eps[n:]
-                eps = eps_u + g * (eps_c - eps_u)
-            c_x, c_eps, c_noise = coefs[i]
-            np.multiply(x, np.float32(c_x), out=x)
-            x += np.float32(c_eps) * eps
-            if c_noise != 0.0:
-                x += np.float32(c_noise) * step_noise[i]
-        self.last_timing.denoiser_calls = len(timesteps)
-        return x.copy()
+                ctx[n:] = 0.0  # classifier-free guidance's null context
+            self._context_ready(buf)
+            g = np.float32(guidance)
+            for i, t in enumerate(timesteps):
+                if cfg:
+                    latent_in[n:] = x
+                buf["t"].fill(t)
+                eps = self._run_denoiser(buf)
+                if cfg:
+                    eps_c, eps_u = eps[:n], eps[n:]
+                    eps = eps_u + g * (eps_c - eps_u)
+                c_x, c_eps, c_noise = coefs[i]
+                x *= c_x
+                np.multiply(eps, c_eps, out=tmp)
+                x += tmp
+                if c_noise != 0.0:
+                    np.multiply(step_noise[i], c_noise, out=tmp)
+                    x += tmp
+            return x.copy()
 
     def synthesize(
         self,
@@ -383,69 +401,99 @@ class Engine:
             )
             return out
 
-    def warmup(self) -> None:
-        """One full call: lazy allocations and kernel choices happen at load, not on the first image."""
+    def warmup(self, views: int = 1) -> None:
+        """One full call with `views` targets: graph specialisation for that batch size, allocations and
+        kernel choices happen now, not on the first image."""
         size = self.info.image_size
         image = np.full((size, size, 3), 128, np.uint8)
-        self.synthesize(image, np.eye(4)[None])
+        self.synthesize(image, np.repeat(np.eye(4)[None], views, axis=0))
 
     # ---------------------------------------------------------------- ORT plumbing
 
+    def session(self, role: str, batch: int) -> ort.InferenceSession:
+        """The session for `role` specialised to a fixed batch size.
+
+        With the batch axis fixed (ORT's free-dimension override), ORT folds every shape computation
+        of the graph into constants: the denoiser loses ~40% of its nodes and runs ~2x faster
+        (benchmarks/). Building one costs ~0.1-0.3 s, once per batch size (warmup_views builds them at
+        load); the most recent few are kept, the dynamic session serves if building fails."""
+        key = (role, batch)
+        sess = self._specialised.get(key)
+        if sess is not None:
+            self._specialised.move_to_end(key)
+            return sess
+        so = self._session_options()
+        so.add_free_dimension_override_by_name("batch", batch)
+        try:
+            sess = ort.InferenceSession(self._model_bytes[role], so, providers=self._provider_config)
+        except Exception as e:  # noqa: BLE001 - fall back to the validated dynamic session
+            log.warning(
+                "engine: could not specialise %s to batch %d (%s); using the dynamic graph", role, batch, e
+            )
+            sess = self._sessions[role]
+        self._specialised[key] = sess
+        while len(self._specialised) > MAX_SPECIALISED:
+            self._specialised.popitem(last=False)
+        return sess
+
     def _run(self, role: str, feeds: dict) -> np.ndarray:
-        return self._sessions[role].run(None, feeds)[0]
+        batch = next(iter(feeds.values())).shape[0]
+        return self.session(role, batch).run(None, feeds)[0]
 
     def _buffers_for(self, n: int, cfg: bool) -> dict:
-        """Preallocated per-batch-size buffers (reused across calls with the same number of targets)."""
+        """Preallocated per-batch-size buffers and IO binding (reused across calls with as many targets)."""
         key = (n, cfg)
         buf = self._buffers.get(key)
-        if buf is None:
-            if len(self._buffers) > 8:  # many batch sizes seen: keep memory bounded
-                self._buffers.clear()
-            b = 2 * n if cfg else n
-            shape = (b, *self.info.latent_shape)
-            buf = {
-                "x": np.empty((n, *self.info.latent_shape), np.float32),
-                "latent_in": np.empty(shape, np.float32),
-                "t": np.empty((b,), np.int64),
-                "context": np.empty((b, self.info.context.size), np.float32),
-                "eps": np.empty(shape, np.float32),
-                "binding": None,
-            }
-            self._buffers[key] = buf
-        return buf
-
-    def _bind_denoiser(self, buf: dict) -> None:
-        """IO binding: inputs and output live in preallocated memory (on the GPU when running there)."""
-        session = self._sessions["denoiser"]
+        if buf is not None:
+            self._buffers.move_to_end(key)
+            return buf
+        b = 2 * n if cfg else n
+        shape = (b, *self.info.latent_shape)
+        buf = {
+            "x": np.empty((n, *self.info.latent_shape), np.float32),
+            "latent_in": np.empty(shape, np.float32),
+            "t": np.empty((b,), np.int64),
+            "context": np.empty((b, self.info.context.size), np.float32),
+            "eps": np.empty(shape, np.float32),
+            "tmp": np.empty((n, *self.info.latent_shape), np.float32),
+            "session": self.session("denoiser", b),
+        }
+        session = buf["session"]
+        io = session.io_binding()
         if self.device == "cpu":
-            if buf["binding"] is None:
-                io = session.io_binding()
-                io.bind_cpu_input("latent", buf["latent_in"])
-                io.bind_cpu_input("timestep", buf["t"])
-                io.bind_cpu_input("context", buf["context"])
-                e = buf["eps"]
-                io.bind_output("noise", "cpu", 0, np.float32, list(e.shape), e.ctypes.data)
-                buf["binding"] = io
-            return
-        # GPU: OrtValues on the device; the context is uploaded once per call, the tiny latent and
-        # timestep per step, the output stays in a device buffer and is copied back once per step.
-        dev = ("cuda", self.device_id)
-        if buf["binding"] is None:
+            # bound by address: the loop writes into these arrays and ORT reads/writes them in place
+            for name, arr in (
+                ("latent", buf["latent_in"]),
+                ("timestep", buf["t"]),
+                ("context", buf["context"]),
+            ):
+                io.bind_input(name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
+            e = buf["eps"]
+            io.bind_output("noise", "cpu", 0, np.float32, list(e.shape), e.ctypes.data)
+        else:
+            # GPU: OrtValues on the device. The context is uploaded once per call, the tiny latent and
+            # timestep once per step; the output stays in a device buffer and is copied back per step.
+            dev = ("cuda", self.device_id)
             buf["ov_latent"] = ort.OrtValue.ortvalue_from_numpy(buf["latent_in"], *dev)
             buf["ov_t"] = ort.OrtValue.ortvalue_from_numpy(buf["t"], *dev)
             buf["ov_context"] = ort.OrtValue.ortvalue_from_numpy(buf["context"], *dev)
-            buf["ov_eps"] = ort.OrtValue.ortvalue_from_shape_and_type(buf["eps"].shape, np.float32, *dev)
-            io = session.io_binding()
+            buf["ov_eps"] = ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.float32, *dev)
             io.bind_ortvalue_input("latent", buf["ov_latent"])
             io.bind_ortvalue_input("timestep", buf["ov_t"])
             io.bind_ortvalue_input("context", buf["ov_context"])
             io.bind_ortvalue_output("noise", buf["ov_eps"])
-            buf["binding"] = io
-        buf["ov_context"].update_inplace(buf["context"])
+        buf["binding"] = io
+        self._buffers[key] = buf
+        while len(self._buffers) > MAX_SPECIALISED:
+            self._buffers.popitem(last=False)
+        return buf
+
+    def _context_ready(self, buf: dict) -> None:
+        if self.device != "cpu":
+            buf["ov_context"].update_inplace(buf["context"])
 
     def _run_denoiser(self, buf: dict) -> np.ndarray:
-        session = self._sessions["denoiser"]
-        io = buf["binding"]
+        session, io = buf["session"], buf["binding"]
         if self.device == "cpu":
             session.run_with_iobinding(io)
             return buf["eps"]

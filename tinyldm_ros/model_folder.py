@@ -270,12 +270,22 @@ def check_session_io(session: Any, role: str, info: ModelInfo, path: str | Path)
                 )
 
 
-def open_session(path: str | Path, role: str, info: ModelInfo, providers: list, options: Any = None):
-    """Create an onnxruntime session for one graph of the folder and check its signature."""
+def open_session(
+    path: str | Path,
+    role: str,
+    info: ModelInfo,
+    providers: list,
+    options: Any = None,
+    model_bytes: bytes | None = None,
+):
+    """Create an onnxruntime session for one graph of the folder and check its signature.
+
+    `model_bytes` (the file's content, already read) avoids re-reading the file; `path` names it."""
     import onnxruntime as ort
 
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        source = model_bytes if model_bytes is not None else str(path)
+        session = ort.InferenceSession(source, sess_options=options, providers=providers)
     except Exception as e:  # ORT raises its own exception types for unreadable/invalid models
         raise ModelFolderError(f"{path}: not a loadable ONNX model ({type(e).__name__}: {e})") from None
     check_session_io(session, role, info, path)
