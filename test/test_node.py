@@ -17,7 +17,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import Pose, PoseArray  # noqa: E402
 from node_harness import Harness, camera_info_for, random_image, wait_for  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from tinyldm_ros.msg import SynthesizedViews  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
@@ -49,10 +49,11 @@ ORBIT = {"orbit_azimuths_deg": [30.0, -90.0], "orbit_elevations_deg": [0.0, 15.0
 def test_image_in_one_view_per_target_out_with_frames_and_stamps(harness: Harness) -> None:
     names = [orbit_name(30, 0), orbit_name(-90, 15)]
     per_target = {n: harness.record(Image, f"views/{n}") for n in names}
+    infos = harness.record(CameraInfo, f"views/{names[0]}/camera_info")
     combined = harness.record(SynthesizedViews, "synthesized_views")
     harness.wait_outputs_matched()
     sent = harness.publish_image(random_image(), stamp_s=1234.5)
-    assert wait_for(lambda: combined and all(per_target.values())), "no views came back"
+    assert wait_for(lambda: combined and all(per_target.values()) and infos), "no views came back"
 
     _, result = combined[0]
     assert result.header.stamp == sent.header.stamp and result.header.frame_id == "camera_optical"
@@ -72,6 +73,11 @@ def test_image_in_one_view_per_target_out_with_frames_and_stamps(harness: Harnes
     assert result.provider == "CPUExecutionProvider"
     crop, _ = image_to_numpy(result.input_crop)
     assert crop.shape == (size, size, 3)
+    # The view's camera_info (for RViz's Camera display): same frame and stamp, the training FOV.
+    info = infos[0][1]
+    assert info.header.frame_id == names[0] and info.header.stamp == sent.header.stamp
+    fov = 2 * np.degrees(np.arctan(info.width / 2 / info.k[0]))
+    assert info.width == size and fov == pytest.approx(harness.node.cfg.training_fov_deg)
 
 
 ENCODINGS = ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "rgb16", "bgr16", "rgba16", "bgra16", "mono16"]

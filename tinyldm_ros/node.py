@@ -35,6 +35,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import MarkerArray
 
 from tinyldm_ros import node_params
+from tinyldm_ros.camera_model import training_fov_box, view_camera_info
 from tinyldm_ros.conversions import ImageConversionError, check_image, image_to_numpy, numpy_to_image, to_rgb
 from tinyldm_ros.diagnostics import NodeStats, ThrottledLog, diagnostic_array
 from tinyldm_ros.engine import Engine
@@ -42,7 +43,7 @@ from tinyldm_ros.frustums import frustum_markers
 from tinyldm_ros.mosaic import mosaic, resize_views
 from tinyldm_ros.msg import SynthesizedViews
 from tinyldm_ros.node_params import NodeConfig
-from tinyldm_ros.preprocess import centre_crop_box, crop_and_resize, float01_to_uint8, square_box_around
+from tinyldm_ros.preprocess import centre_crop_box, crop_and_resize, float01_to_uint8
 from tinyldm_ros.srv import SynthesizeView
 from tinyldm_ros.targets import (
     Target,
@@ -143,6 +144,7 @@ class NvsNode(Node):
 
         out_qos = QoSProfile(depth=1)
         self._view_pubs: dict[str, rclpy.publisher.Publisher] = {}
+        self._view_info_pubs: dict[str, rclpy.publisher.Publisher] = {}
         self._combined_pub = self.create_publisher(SynthesizedViews, "synthesized_views", out_qos)
         self._mosaic_pub = self.create_publisher(Image, "~/mosaic", out_qos)
         self._marker_pub = self.create_publisher(MarkerArray, "~/frustums", out_qos)
@@ -276,6 +278,10 @@ class NvsNode(Node):
         for name in names:
             if name not in self._view_pubs:
                 self._view_pubs[name] = self.create_publisher(Image, f"views/{name}", QoSProfile(depth=1))
+                # for RViz's Camera display, which overlays an image seen through its camera_info
+                self._view_info_pubs[name] = self.create_publisher(
+                    CameraInfo, f"views/{name}/camera_info", QoSProfile(depth=1)
+                )
 
     def _has_listeners(self) -> bool:
         """Whether anyone subscribes to an output (cached for 0.2 s: it is asked at camera rate)."""
@@ -361,6 +367,9 @@ class NvsNode(Node):
             pub = self._view_pubs.get(target.name)
             if pub is not None:
                 pub.publish(view)
+            info_pub = self._view_info_pubs.get(target.name)
+            if info_pub is not None and info_pub.get_subscription_count():
+                info_pub.publish(view_camera_info(view.width, cfg.training_fov_deg, view.header))
         if cfg.publish_mosaic:
             self._mosaic_pub.publish(numpy_to_image(mosaic(crop[1], views), "rgb8", header))
         result.total_ms = (time.monotonic() - frame.received) * 1e3
@@ -445,21 +454,11 @@ class NvsNode(Node):
                     "the training camera's field of view around the principal point"
                 )
             return centre_crop_box(msg.height, msg.width)
-        fx, cx, cy = info.k[0], info.k[2], info.k[5]
-        if (info.width, info.height) != (msg.width, msg.height) or not (fx > 0 and math.isfinite(fx)):
-            self._bad(
-                "camera_info",
-                f"camera_info ({info.width}x{info.height}, fx {fx}) does not fit the "
-                f"{msg.width}x{msg.height} image; centre-cropping",
-            )
+        try:
+            return training_fov_box(msg.width, msg.height, info, cfg.training_fov_deg)
+        except ValueError as e:
+            self._bad("camera_info", f"{e}; centre-cropping")
             return centre_crop_box(msg.height, msg.width)
-        side = round(2.0 * fx * math.tan(math.radians(cfg.training_fov_deg) / 2.0))
-        if side < 1 or side > 4 * max(msg.width, msg.height):
-            self._bad(
-                "camera_info", f"a {cfg.training_fov_deg} deg crop with fx {fx} is {side} px; centre-cropping"
-            )
-            return centre_crop_box(msg.height, msg.width)
-        return square_box_around(cx, cy, side)
 
     def _lookup(self, image_frame: str, source_frame: str, stamp, cfg: NodeConfig) -> np.ndarray:
         if self._tf is None:
