@@ -9,7 +9,13 @@ view has been replayed it writes `<out>/sweep.png` (rows: input frames; columns:
 crop, then one view per azimuth), prints a latency summary and exits.
 """
 
+# ruff: noqa: E402 - OPENBLAS_NUM_THREADS must be set before numpy loads
 from __future__ import annotations
+
+import os
+
+# The node's setting (see tinyldm_ros/node.py): numpy's BLAS on one thread, measured faster here.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
 import json
