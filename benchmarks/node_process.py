@@ -82,14 +82,14 @@ class Client:
 
     def __init__(self, ns: str, reliable: bool = False) -> None:
         self.node = rclpy.create_node("bench_client", namespace=ns)
-        qos = QoSProfile(depth=1) if reliable else qos_profile_sensor_data
+        qos = QoSProfile(depth=5) if reliable else qos_profile_sensor_data
         self.image_pub = self.node.create_publisher(Image, "image", qos)
         self.outputs: list[tuple[float, SynthesizedViews]] = []
         self.diagnostics: dict[str, str] = {}
         self.node.create_subscription(
             SynthesizedViews,
             "synthesized_views",
-            lambda m: self.outputs.append((time.monotonic(), m)),
+            lambda m: self.outputs.append((time.time(), m)),
             QoSProfile(depth=100),
         )
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
@@ -97,7 +97,6 @@ class Client:
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
-        self.sent_at: dict[tuple[int, int], float] = {}
 
     def _on_diag(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -108,9 +107,9 @@ class Client:
         """Until the node subscribes to images (it has loaded its model) and we see its outputs."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.image_pub.get_subscription_count() and self.node.count_publishers(
-                self.node.resolve_topic_name("synthesized_views")
-            ):
+            if self.node.count_subscribers(
+                self.node.resolve_topic_name("image")
+            ) and self.node.count_publishers(self.node.resolve_topic_name("synthesized_views")):
                 time.sleep(1.0)  # the node's view of our subscription (its laziness check) settles
                 return True
             time.sleep(0.1)
@@ -119,21 +118,77 @@ class Client:
     def publish(self, msg: Image) -> None:
         now = time.time()
         msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1) * 1e9)
-        self.sent_at[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = time.monotonic()
         self.image_pub.publish(msg)
 
-    def latencies_ms(self, since: float) -> np.ndarray:
-        """Publish-to-receipt latency of every output received after `since` (monotonic)."""
+    def latencies_ms(self, start: float, end: float) -> np.ndarray:
+        """Stamp-to-receipt latency (wall clock, same machine) of the outputs of inputs stamped in
+        [start, end]."""
         out = []
         for received, m in list(self.outputs):
-            sent = self.sent_at.get((m.header.stamp.sec, m.header.stamp.nanosec))
-            if sent is not None and sent >= since:
-                out.append((received - sent) * 1e3)
+            stamp = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+            if start <= stamp <= end:
+                out.append((received - stamp) * 1e3)
         return np.array(out)
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=2.0)
         self.node.destroy_node()
+
+
+class CameraProcess:
+    """A camera as its own process (as on a robot): `width x height` rgb8 on <ns>/image at `rate` Hz,
+    stamped with the wall clock. It prints "start <t>" after `warmup` s and "end <t> <sent>" at the end.
+    """
+
+    def __init__(
+        self, ns: str, width: int, height: int, rate: float, warmup: float, seconds: float, reliable: bool
+    ) -> None:
+        args = [
+            sys.executable,
+            __file__,
+            "camera",
+            ns,
+            str(width),
+            str(height),
+            str(rate),
+            str(warmup),
+            str(seconds),
+            "reliable" if reliable else "sensor_data",
+        ]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=REPO)
+
+    def wait_for(self, word: str) -> list[str]:
+        for line in self.proc.stdout:
+            if line.startswith(word):
+                return line.split()[1:]
+        raise RuntimeError(f"camera process ended before '{word}' (exit code {self.proc.wait()})")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def _camera_main(ns: str, width: str, height: str, rate: str, warmup: str, seconds: str, qos: str) -> None:
+    rclpy.init()
+    node = rclpy.create_node("bench_camera", namespace=ns)
+    profile = QoSProfile(depth=5) if qos == "reliable" else qos_profile_sensor_data
+    pub = node.create_publisher(Image, "image", profile)
+    while pub.get_subscription_count() == 0:
+        time.sleep(0.05)
+    msg = camera_image(int(width), int(height))
+    period, n_warm, n = 1.0 / float(rate), int(float(rate) * float(warmup)), int(float(rate) * float(seconds))
+    t0 = time.monotonic()
+    for i in range(n_warm + n):
+        if i == n_warm:
+            print(f"start {time.time()}", flush=True)
+        now = time.time()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1) * 1e9)
+        pub.publish(msg)
+        time.sleep(max(0.0, t0 + (i + 1) * period - time.monotonic()))
+    print(f"end {time.time()} {n}", flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
 
 
 def camera_image(width: int, height: int, seed: int = 0) -> Image:
@@ -168,3 +223,7 @@ def _ros_value(value) -> str:
     if isinstance(value, list):
         return "[" + ",".join(_ros_value(v) for v in value) + "]"
     return str(value)
+
+
+if __name__ == "__main__" and len(sys.argv) == 9 and sys.argv[1] == "camera":
+    _camera_main(*sys.argv[2:])
