@@ -31,6 +31,7 @@ setup(
             "tinyldm-encode-latents = training.encode_latents:cli",
             "tinyldm-train-unet = training.train_unet:cli",
             "tinyldm-sample = training.sample:cli",
+            "tinyldm-export=training.export:main",
         ],
     },
 )

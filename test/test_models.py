@@ -13,6 +13,15 @@ from training.unet import UNet, UNetConfig  # noqa: E402
 from training.vae import VAE, Decode, EncodeMean, VAEConfig, count_parameters, vae_loss  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # tiny tensors: with 2 threads on this shared 2-core machine every op waits for a busy core (~70x slower)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

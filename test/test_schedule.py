@@ -148,6 +148,7 @@ def test_torch_schedulers_agree_with_numpy(name, steps):
     torch = pytest.importorskip("torch")
     from training.sampler import make_scheduler
 
+    torch.set_num_threads(1)  # tiny tensors; see test_models.py
     sched = S.NoiseSchedule()
     scheduler = make_scheduler(name)
     scheduler.set_timesteps(steps)

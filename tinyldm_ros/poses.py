@@ -108,6 +108,15 @@ def sphere_pose(
     return look_at(eye, centre, up=(0.0, 0.0, 1.0))
 
 
+def azimuth_elevation(c2w: np.ndarray, centre=(0.0, 0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Azimuth and elevation in degrees of camera position(s) about `centre`, world up +z (the
+    inverse of sphere_pose's angles; azimuth in [0, 360)).  Accepts (..., 4, 4)."""
+    v = np.asarray(c2w, dtype=np.float64)[..., :3, 3] - np.asarray(centre, dtype=np.float64)
+    azimuth = np.rad2deg(np.arctan2(v[..., 1], v[..., 0])) % 360.0
+    elevation = np.rad2deg(np.arctan2(v[..., 2], np.hypot(v[..., 0], v[..., 1])))
+    return azimuth, elevation
+
+
 def object_centre(c2w: np.ndarray, distance: float) -> np.ndarray:
     """The point `distance` ahead of the camera on its optical axis (where the object is assumed)."""
     c2w = check_rigid(c2w, "object_centre: c2w")

@@ -144,6 +144,11 @@ def _render_job(job: tuple[RenderSpec, str, int, Path]) -> str:
     return render_instance(*job)
 
 
+def _init_worker() -> None:
+    global _renderer
+    _renderer = None  # never share a pybullet client inherited from the parent through fork
+
+
 def render_dataset(
     spec: RenderSpec, out: Path, workers: int = 1, overwrite: bool = False, preview: bool = False
 ) -> Path:
@@ -168,7 +173,7 @@ def render_dataset(
                 _render_job(job)
                 bar.update()
         else:
-            with mp.get_context("fork").Pool(workers) as pool:
+            with mp.get_context("fork").Pool(workers, initializer=_init_worker) as pool:
                 for _ in pool.imap_unordered(_render_job, jobs, chunksize=4):
                     bar.update()
         bar.close()

@@ -6,6 +6,8 @@ the same functions the runtime calls (they are written for numpy arrays and torc
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -114,10 +116,12 @@ def sample(
     generator: torch.Generator | None = None,
     latent_shape: tuple[int, int, int] | None = None,
     x_T: torch.Tensor | None = None,
+    callback: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Denoise from x_T ~ N(0, I) (or the given x_T) to a scaled latent z [B, C, h, w].
 
-    `context` [B, K] is the 32-value conditioning vector; `guidance` the classifier-free guidance scale.
+    `context` [B, K] is the 32-value conditioning vector; `guidance` the classifier-free guidance scale;
+    `callback(t)` is called after each step (progress bars).
     """
     if x_T is None:
         if latent_shape is None:
@@ -131,4 +135,6 @@ def sample(
     for t in scheduler.timesteps.tolist():
         eps = guided_noise(unet, x, t, context, guidance)
         x = scheduler.step(eps, t, x, generator=generator)
+        if callback is not None:
+            callback(t)
     return x

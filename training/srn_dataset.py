@@ -39,14 +39,25 @@ class SRNInstance:
         return len(self.images)
 
 
+def split_dir(root: Path | str, split: str) -> Path:
+    """root/split, or the one root/*_split (the real SRN download names them cars_train, ...)."""
+    root = Path(root)
+    if (root / split).is_dir():
+        return root / split
+    matches = sorted(p for p in root.glob(f"*_{split}") if p.is_dir())
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ValueError(f"{root}: several directories could be split {split!r}: {[m.name for m in matches]}")
+    raise FileNotFoundError(f"{root / split}: split directory not found")
+
+
 def list_instances(root: Path | str, split: str) -> list[Path]:
-    """Sorted instance directories of root/split (hidden entries ignored)."""
-    split_dir = Path(root) / split
-    if not split_dir.is_dir():
-        raise FileNotFoundError(f"{split_dir}: split directory not found")
-    dirs = sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """Sorted instance directories of the split (hidden entries ignored); see split_dir."""
+    directory = split_dir(root, split)
+    dirs = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not dirs:
-        raise ValueError(f"{split_dir}: split has no instances")
+        raise ValueError(f"{directory}: split has no instances")
     return dirs
 
 

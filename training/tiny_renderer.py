@@ -101,6 +101,15 @@ class TinyRenderer:
             shape = pb.createVisualShape(
                 pb.GEOM_MESH, fileName=p.mesh, meshScale=p.size, rgbaColor=p.rgba, physicsClientId=c
             )
+        elif p.kind == "trimesh":
+            shape = pb.createVisualShape(
+                pb.GEOM_MESH,
+                vertices=p.vertices,
+                normals=p.normals,
+                indices=p.indices,
+                rgbaColor=p.rgba,
+                physicsClientId=c,
+            )
         else:
             raise ValueError(f"unknown part kind {p.kind!r}")
         if shape < 0:

@@ -6,7 +6,7 @@ and one place (training.tiny_renderer) owns pybullet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -16,7 +16,8 @@ class Part:
     """One rigid coloured shape.  Sizes and positions in world units; rpy in radians (pybullet order).
 
     kind: "box" (size = half extents x, y, z), "cylinder" (size = radius, length; axis along local z),
-    "sphere" (size = radius,), "mesh" (mesh = path of an OBJ file, size = per-axis scale).
+    "sphere" (size = radius,), "mesh" (mesh = path of an OBJ file, size = per-axis scale),
+    "trimesh" (triangles given inline: vertices, one normal per vertex, indices; size unused).
     """
 
     kind: str
@@ -26,12 +27,12 @@ class Part:
     rgba: tuple[float, float, float, float] = (0.5, 0.5, 0.5, 1.0)
     mesh: str = ""
     tag: str = field(default="", compare=False)  # what the part is (e.g. "wheel"), for tests/debugging
+    vertices: tuple[tuple[float, float, float], ...] = ()
+    normals: tuple[tuple[float, float, float], ...] = ()
+    indices: tuple[int, ...] = ()
 
 
 def shift(parts: list[Part], offset) -> list[Part]:
     """The parts translated by `offset`."""
     o = np.asarray(offset, dtype=np.float64)
-    return [
-        Part(p.kind, p.size, tuple((np.asarray(p.position) + o).tolist()), p.rpy, p.rgba, p.mesh, p.tag)
-        for p in parts
-    ]
+    return [replace(p, position=tuple((np.asarray(p.position) + o).tolist())) for p in parts]

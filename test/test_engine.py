@@ -1,0 +1,383 @@
+"""The runtime engine on real ONNX Runtime sessions: outputs, parity with the torch sampler,
+determinism, threads, providers, and every kind of bad input."""
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from tinyldm_ros import schedule as S
+from tinyldm_ros.engine import Engine, InputError, ProviderError, gpu_present
+from tinyldm_ros.model_folder import ModelFolderError
+from tinyldm_ros.poses import look_at
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "tiny_model"
+HAVE_GPU = gpu_present() and "CUDAExecutionProvider" in ort.get_available_providers()
+NO_GPU_REASON = (
+    "needs an NVIDIA GPU and onnxruntime's CUDAExecutionProvider "
+    f"(GPU visible: {gpu_present()}, providers: {ort.get_available_providers()})"
+)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Engine(FIXTURE, provider="cpu")
+
+
+def orbit_poses(n: int, radius: float = 1.3) -> np.ndarray:
+    """Relative poses of n cameras on a circle around an object 1.3 in front of the input camera."""
+    cond = look_at([0.0, 0.0, -radius], [0.0, 0.0, 0.0], up=(0.0, -1.0, 0.0))
+    out = []
+    for a in np.linspace(0, 2 * np.pi, n, endpoint=False):
+        eye = [radius * np.sin(a), 0.2, -radius * np.cos(a)]
+        out.append(np.linalg.inv(cond) @ look_at(eye, [0.0, 0.0, 0.0], up=(0.0, -1.0, 0.0)))
+    return np.stack(out)
+
+
+def image(h=32, w=32, c=3, dtype=np.uint8, seed=0):
+    rng = np.random.default_rng(seed)
+    if dtype == np.uint8:
+        return rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+    if dtype == np.uint16:
+        return rng.integers(0, 65536, (h, w, c), dtype=np.uint16)
+    return rng.random((h, w, c)).astype(dtype)
+
+
+# ------------------------------------------------------------------------------------ outputs
+
+
+def test_loads_and_reports(engine):
+    assert engine.providers == ["CPUExecutionProvider"] and engine.device == "cpu"
+    assert engine.info.image_size == 32 and engine.info.sampler.steps == 10
+
+
+@pytest.mark.parametrize("n", [1, 3, 8])
+def test_one_view_per_pose(engine, n):
+    views = engine.synthesize(image(), orbit_poses(n))
+    assert views.shape == (n, 32, 32, 3) and views.dtype == np.uint8
+    t = engine.last_timing
+    assert t.views == n and t.steps == 10 and t.denoiser_calls == 10
+    assert t.encode_ms > 0 and t.denoise_ms > 0 and t.decode_ms > 0
+    parts = t.preprocess_ms + t.encode_ms + t.denoise_ms + t.decode_ms + t.postprocess_ms
+    assert parts <= t.total_ms + 1e-6
+
+
+def test_single_pose_4x4_is_accepted(engine):
+    assert engine.synthesize(image(), np.eye(4)).shape == (1, 32, 32, 3)
+
+
+@pytest.mark.parametrize(
+    "img",
+    [
+        image(480, 640),  # VGA camera frame: centre-cropped and area-resized
+        image(64, 48, 4),  # RGBA
+        image(40, 40, 1),  # mono with a channel axis
+        image(40, 40)[:, :, 0],  # mono HxW
+        image(50, 70, 3, np.uint16),
+        image(32, 32, 3, np.float32),
+    ],
+    ids=["vga", "rgba", "mono1", "mono", "uint16", "float"],
+)
+def test_any_image_size_and_type(engine, img):
+    assert engine.synthesize(img, orbit_poses(2)).shape == (2, 32, 32, 3)
+
+
+def test_crop_box_selects_the_region(engine):
+    big = np.zeros((100, 200, 3), np.uint8)
+    big[10:42, 150:182] = image()
+    a = engine.synthesize(big, orbit_poses(2), crop_box=(150, 10, 32))
+    b = engine.synthesize(image(), orbit_poses(2))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_deterministic_for_a_seed(engine):
+    poses = orbit_poses(4)
+    a = engine.synthesize(image(), poses, seed=7)
+    b = engine.synthesize(image(), poses, seed=7)
+    c = engine.synthesize(image(), poses, seed=8)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_batch_equals_single_calls(engine):
+    """All poses of a call are one batch: view 0 of a batch is the single-view result (the noise of
+    view 0 is the first draw of the same generator), up to kernel rounding."""
+    poses = orbit_poses(5)
+    batch = engine.synthesize(image(), poses, seed=3)
+    single = engine.synthesize(image(), poses[:1], seed=3)
+    assert np.abs(batch[0].astype(int) - single[0].astype(int)).max() <= 1
+    # changing the batch size back and forth reuses the specialised sessions and buffers correctly
+    again = engine.synthesize(image(), poses, seed=3)
+    np.testing.assert_array_equal(batch, again)
+
+
+def test_steps_guidance_eta_change_the_result(engine):
+    base = engine.synthesize(image(), orbit_poses(2), steps=10)
+    assert engine.synthesize(image(), orbit_poses(2), steps=1).shape == base.shape
+    assert engine.synthesize(image(), orbit_poses(2), steps=1000).shape == base.shape
+    assert not np.array_equal(engine.synthesize(image(), orbit_poses(2), steps=4), base)
+    assert not np.array_equal(engine.synthesize(image(), orbit_poses(2), guidance=3.0), base)
+    assert not np.array_equal(engine.synthesize(image(), orbit_poses(2), eta=1.0), base)
+
+
+def test_pieces_compose_to_synthesize(engine):
+    poses = orbit_poses(3)
+    views = engine.synthesize(image(), poses, seed=5, guidance=2.0)
+    x_T, step_noise = engine.draw_noise(3, 10, seed=5)
+    assert step_noise is None  # eta = 0: only the initial noise is drawn
+    z_cond = engine.encode(engine.prepare(image()))
+    ctx = engine.make_context(z_cond, engine.check_poses(poses))
+    assert ctx.shape == (3, 32)
+    np.testing.assert_array_equal(ctx[:, 16:], poses.reshape(3, 16).astype(np.float32))
+    z0 = engine.denoise(ctx, x_T, steps=10, guidance=2.0)
+    from tinyldm_ros.preprocess import postprocess
+
+    np.testing.assert_array_equal(postprocess(engine.decode(z0)), views)
+
+
+def test_ddim_plan_is_schedule_ddim_step(engine):
+    """The engine's fused per-step coefficients reproduce tinyldm_ros.schedule.ddim_step exactly."""
+    rng = np.random.default_rng(0)
+    for eta in (0.0, 0.5):
+        ts, coefs = engine.ddim_plan(10, eta)
+        np.testing.assert_array_equal(ts, engine.schedule.timesteps(10, "trailing"))
+        for t, prev, (c_x, c_eps, c_noise) in zip(ts, S.previous_timesteps(ts), coefs, strict=True):
+            x, eps, noise = rng.standard_normal((3, 16))
+            a, ap = engine.schedule.alpha_bar(int(t)), engine.schedule.alpha_bar(int(prev))
+            want = S.ddim_step(x, eps, a, ap, eta, noise)
+            np.testing.assert_allclose(c_x * x + c_eps * eps + c_noise * noise, want, rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------------------------ parity with PyTorch
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A freshly exported tiny model together with the torch modules it came from."""
+    torch = pytest.importorskip("torch")
+    from training.export import export_model_folder
+    from training.unet import UNet, UNetConfig
+    from training.vae import VAE, VAEConfig
+
+    torch.manual_seed(123)
+    vae, unet = VAE(VAEConfig.tiny()).eval(), UNet(UNetConfig.tiny()).eval()
+    out = tmp_path_factory.mktemp("export") / "parity"
+    export_model_folder(vae, unet, out, schedule=S.ScheduleConfig(), latent_scale=0.8, log=lambda *a: None)
+    return Engine(out, provider="cpu"), vae, unet
+
+
+@pytest.mark.parametrize(("steps", "guidance", "eta"), [(10, 1.0, 0.0), (4, 3.0, 0.0), (20, 1.0, 0.7)])
+def test_parity_with_torch_sampler(exported, steps, guidance, eta):
+    """Same image, poses and noise (drawn by Engine.draw_noise) through the torch modules and
+    tinyldm_ros.schedule's DDIM step vs the engine: same latents and images."""
+    import torch
+
+    from training.sampler import DDIMScheduler, sample
+
+    engine, vae, unet = exported
+    poses = orbit_poses(3)
+    img = image(seed=4)
+    views = engine.synthesize(img, poses, steps=steps, seed=11, guidance=guidance, eta=eta)
+    x_T, step_noise = engine.draw_noise(3, steps, seed=11, eta=eta)
+    scale = engine.info.latent_scale
+    with torch.no_grad():
+        cond = torch.from_numpy(engine.prepare(img))
+        z_cond = vae.encode(cond)[0] * scale
+        ctx = torch.cat(
+            [z_cond.reshape(1, -1).expand(3, -1), torch.from_numpy(poses).float().reshape(3, 16)], 1
+        )
+        sched = DDIMScheduler(S.ScheduleConfig.from_dict(engine.info.schedule), eta=eta)
+        if eta == 0.0:
+            z0 = sample(unet, ctx, sched, steps, guidance=guidance, x_T=torch.from_numpy(x_T))
+        else:  # the ancestral noise of each step is the engine's draw, in step order
+            from training.sampler import guided_noise
+
+            sched.set_timesteps(steps)
+            z0 = torch.from_numpy(x_T)
+            for i, t in enumerate(sched.timesteps.tolist()):
+                eps = guided_noise(unet, z0, t, ctx, guidance)
+                a, ap = sched._alpha_bars(t)
+                z0 = S.ddim_step(z0, eps, a, ap, eta, torch.from_numpy(step_noise[i]))
+        ref = vae.decode(z0 / scale).numpy()
+    z_engine = engine.denoise(
+        engine.make_context(engine.encode(engine.prepare(img)), poses), x_T, steps, guidance, eta, step_noise
+    )
+    np.testing.assert_allclose(z_engine, z0.numpy(), atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(engine.decode(z_engine), ref, atol=1e-4)
+    ref_u8 = np.round(np.clip((ref.transpose(0, 2, 3, 1) + 1) * 127.5, 0, 255))
+    assert np.abs(views.astype(int) - ref_u8).max() <= 1
+
+
+# ---------------------------------------------------------------------------------- threads
+
+
+def test_concurrent_callers_are_serialised(engine):
+    poses = orbit_poses(2)
+    expected = {seed: engine.synthesize(image(), poses, seed=seed) for seed in range(6)}
+    results, errors = {}, []
+
+    def work(seed):
+        try:
+            for _ in range(3):
+                results.setdefault(seed, []).append(engine.synthesize(image(), poses, seed=seed))
+        except Exception as e:  # noqa: BLE001 - reported by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for seed, outs in results.items():
+        for out in outs:
+            np.testing.assert_array_equal(out, expected[seed])
+
+
+# -------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("img", "match"),
+    [
+        (np.zeros((0, 32, 3), np.uint8), "zero size"),
+        (np.zeros((32, 0, 3), np.uint8), "zero size"),
+        (np.zeros((32, 32, 2), np.uint8), "1, 3 or 4 channels"),
+        (np.zeros((32, 32, 5), np.uint8), "1, 3 or 4 channels"),
+        (np.zeros((2, 32, 32, 3), np.uint8), "HxW or HxWxC"),
+        (np.zeros((32,), np.uint8), "HxW or HxWxC"),
+        (np.zeros((32, 32, 3), np.complex64), "dtype"),
+        (None, "image is None"),
+    ],
+    ids=["zero-h", "zero-w", "2ch", "5ch", "4d", "1d", "complex", "none"],
+)
+def test_bad_image(engine, img, match):
+    with pytest.raises(InputError, match=match):
+        engine.synthesize(img, orbit_poses(1))
+
+
+def _scaled():
+    p = np.eye(4)
+    p[:3, :3] *= 2.0
+    return p[None]
+
+
+def _reflected():
+    p = np.eye(4)
+    p[0, 0] = -1.0
+    return p[None]
+
+
+def _nan_second():
+    p = orbit_poses(3)
+    p[1, 0, 3] = np.nan
+    return p
+
+
+@pytest.mark.parametrize(
+    ("poses", "match"),
+    [
+        (_nan_second(), r"relative_poses\[1\].*NaN"),
+        (np.full((1, 4, 4), np.inf), "NaN or infinite"),
+        (_scaled(), "not orthonormal"),
+        (_reflected(), "reflection"),
+        (np.eye(4)[None] + np.array([0, 0, 0, 1.0]).reshape(1, 4, 1) * 0, None),  # valid: control
+        (np.eye(3)[None], r"shape \(N, 4, 4\)"),
+        (np.zeros((0, 4, 4)), r"N >= 1"),
+        ([["a"] * 4] * 4, "numeric"),
+        (np.array([[[0, 0, 0, 0]] * 4]) + np.eye(4) * np.array([1, 1, 1, 0]), "last row"),
+    ],
+    ids=["nan", "inf", "scaled", "reflection", "valid", "3x3", "empty", "strings", "last-row"],
+)
+def test_bad_poses(engine, poses, match):
+    if match is None:
+        assert engine.synthesize(image(), poses).shape == (1, 32, 32, 3)
+        return
+    with pytest.raises(InputError, match=match):
+        engine.synthesize(image(), poses)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"steps": 0}, r"steps must be an integer in \[1, 1000\]"),
+        ({"steps": -5}, "steps"),
+        ({"steps": 1001}, "steps"),
+        ({"steps": 2.5}, "steps"),
+        ({"steps": True}, "steps"),
+        ({"guidance": float("nan")}, "guidance must be finite"),
+        ({"guidance": -1.0}, "guidance"),
+        ({"guidance": "2"}, "guidance must be a number"),
+        ({"seed": -1}, "seed must be a non-negative integer"),
+        ({"seed": 1.5}, "seed"),
+        ({"eta": 1.5}, "eta"),
+    ],
+)
+def test_bad_arguments(engine, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        engine.synthesize(image(), orbit_poses(1), **kwargs)
+
+
+def test_input_errors_are_value_errors_and_engine_keeps_working(engine):
+    assert issubclass(InputError, ValueError)
+    for bad in ({"steps": 0}, {"guidance": np.inf}):
+        with pytest.raises(ValueError):
+            engine.synthesize(image(), orbit_poses(1), **bad)
+    assert engine.synthesize(image(), orbit_poses(2)).shape == (2, 32, 32, 3)
+
+
+def test_bad_model_folder(tmp_path):
+    with pytest.raises(ModelFolderError, match="does not exist"):
+        Engine(tmp_path / "missing")
+
+
+# --------------------------------------------------------------------------------- providers
+
+
+def test_unknown_provider_name():
+    with pytest.raises(ValueError, match="provider must be one of"):
+        Engine(FIXTURE, provider="metal")
+
+
+def test_auto_provider_says_which(caplog):
+    with caplog.at_level(logging.INFO, logger="tinyldm_ros.engine"):
+        e = Engine(FIXTURE, provider="auto", warmup=False)
+    assert any("provider auto ->" in r.getMessage() for r in caplog.records)
+    if HAVE_GPU:
+        assert e.providers[0] == "CUDAExecutionProvider"
+    else:
+        assert e.providers == ["CPUExecutionProvider"]
+
+
+@pytest.mark.parametrize("provider", ["cuda", "tensorrt"])
+def test_gpu_requested_without_gpu_is_loud(provider):
+    if HAVE_GPU:
+        pytest.skip("a GPU is present: this checks the no-GPU error")
+    with pytest.raises(ProviderError, match=f"provider '{provider}' requested"):
+        Engine(FIXTURE, provider=provider, warmup=False)
+
+
+@pytest.mark.skipif(not HAVE_GPU, reason=NO_GPU_REASON)
+def test_cuda_runs_on_gpu_and_matches_cpu(engine):
+    gpu = Engine(FIXTURE, provider="cuda")
+    assert gpu.providers[0] == "CUDAExecutionProvider" and gpu.device == "cuda"
+    poses = orbit_poses(4)
+    a = gpu.synthesize(image(), poses, seed=2)
+    b = engine.synthesize(image(), poses, seed=2)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
+
+
+def test_runtime_never_imports_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tinyldm_ros.engine, tinyldm_ros.model_folder;"
+        f"tinyldm_ros.engine.Engine({str(FIXTURE)!r}, provider='cpu').synthesize("
+        "__import__('numpy').zeros((8, 8, 3), 'uint8'), __import__('numpy').eye(4));"
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -1,0 +1,301 @@
+"""The model folder contract: `model.json` schema, load / validate / save, ONNX signature checks.
+
+A model folder (`models/<name>/`) holds `encoder.onnx`, `denoiser.onnx`, `decoder.onnx`,
+`model.json` and a model card `README.md`. Training writes it (`python -m training.export`), the
+runtime reads it. This module is the single source of truth for what a valid folder is; it needs
+plain Python and tinyldm_ros.schedule (+ onnxruntime for the ONNX checks), never torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from tinyldm_ros.schedule import TIMESTEP_SPACINGS, ScheduleConfig
+
+FORMAT_VERSION = 1
+MODEL_JSON = "model.json"
+ONNX_FILES = {"encoder": "encoder.onnx", "denoiser": "denoiser.onnx", "decoder": "decoder.onnx"}
+POSE_CONVENTION = "opencv"
+PREDICTION_TYPES = ("epsilon",)
+
+
+class ModelFolderError(ValueError):
+    """A model folder is missing, corrupt, or does not match this code's contract."""
+
+
+def export_command(provenance: Provenance | None, out_dir: str | Path = "models/<name>") -> str:
+    """The command that (re-)creates a model folder; the exact one when the folder recorded it."""
+    if provenance is not None and provenance.export_command:
+        return provenance.export_command
+    return f"python -m training.export --vae <vae.safetensors> --unet <unet.safetensors> --out {out_dir}"
+
+
+@dataclass
+class ContextLayout:
+    """How the K-value conditioning vector is laid out: concat(z_cond.flatten(), rel_pose.flatten())."""
+
+    size: int = 32
+    cond_latent: list[int] = field(default_factory=lambda: [0, 16])  # [start, stop) into the vector
+    rel_pose: list[int] = field(default_factory=lambda: [16, 32])
+    pose_order: str = "row-major 4x4, inv(c2w_cond) @ c2w_target"
+    null_context: str = "zeros"  # classifier-free guidance's unconditional context
+
+
+@dataclass
+class SamplerDefaults:
+    name: str = "ddim"
+    steps: int = 10
+    guidance: float = 1.0  # 1.0 = no classifier-free guidance (one denoiser pass per step)
+    eta: float = 0.0  # 0 = deterministic DDIM; > 0 draws ancestral noise from the seeded generator
+    spacing: str = "trailing"  # DDIM timestep selection, tinyldm_ros.schedule.ddim_timesteps
+
+
+@dataclass
+class Provenance:
+    vae_config: dict[str, Any] = field(default_factory=dict)
+    unet_config: dict[str, Any] = field(default_factory=dict)
+    training_config: dict[str, Any] = field(default_factory=dict)
+    dataset: str = ""
+    vae_iterations: int | None = None
+    unet_iterations: int | None = None
+    wall_time_s: float | None = None
+    machine: str = ""
+    vae_parameters: int = 0
+    unet_parameters: int = 0
+    vae_checkpoint: str = ""
+    unet_checkpoint: str = ""
+    random_weights: bool = False
+    exported_at: str = ""
+    exporter: str = ""
+    export_command: str = ""
+
+
+@dataclass
+class ModelInfo:
+    """Everything the runtime needs to know about a model folder (the parsed `model.json`)."""
+
+    name: str
+    image_size: int
+    latent_shape: list[int]  # [C, h, w]
+    latent_scale: float
+    schedule: dict[str, Any]  # tinyldm_ros.schedule.ScheduleConfig.to_dict()
+    context: ContextLayout = field(default_factory=ContextLayout)
+    prediction_type: str = "epsilon"
+    sampler: SamplerDefaults = field(default_factory=SamplerDefaults)
+    pose_convention: str = POSE_CONVENTION
+    training_radius: float = 1.3
+    image_channels: int = 3
+    provenance: Provenance = field(default_factory=Provenance)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    verification: dict[str, Any] = field(default_factory=dict)  # exporter's ONNX-vs-torch max abs diffs
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def num_train_timesteps(self) -> int:
+        return int(self.schedule["num_timesteps"])
+
+    @property
+    def latent_size(self) -> int:
+        C, h, w = self.latent_shape
+        return C * h * w
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        # format_version first so a human (and an old reader) sees it at once
+        return {"format_version": d.pop("format_version"), **d}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = MODEL_JSON) -> ModelInfo:
+        if not isinstance(d, dict):
+            raise ModelFolderError(f"{source}: expected a JSON object, got {type(d).__name__}")
+        version = d.get("format_version")
+        if version != FORMAT_VERSION:
+            prov = _build(Provenance, d.get("provenance") or {}, f"{source}: provenance", strict=False)
+            raise ModelFolderError(
+                f"{source}: model folder format version {version!r}, but this code reads version "
+                f"{FORMAT_VERSION}. Re-export the model with this code: {export_command(prov)}"
+            )
+        d = dict(d)
+        d["context"] = _build(ContextLayout, d.get("context", {}), f"{source}: context")
+        d["sampler"] = _build(SamplerDefaults, d.get("sampler", {}), f"{source}: sampler")
+        d["provenance"] = _build(Provenance, d.get("provenance", {}), f"{source}: provenance")
+        info = _build(cls, d, source)
+        info.validate(source)
+        return info
+
+    def validate(self, source: str = MODEL_JSON) -> None:
+        """Check the facts against each other and the contract; raise ModelFolderError naming the field."""
+
+        def bad(what: str) -> ModelFolderError:
+            return ModelFolderError(f"{source}: {what}")
+
+        if not (isinstance(self.image_size, int) and self.image_size > 0):
+            raise bad(f"image_size must be a positive integer, got {self.image_size!r}")
+        if self.image_channels != 3:
+            raise bad(f"image_channels must be 3 (RGB), got {self.image_channels!r}")
+        if not (
+            isinstance(self.latent_shape, list)
+            and len(self.latent_shape) == 3
+            and all(isinstance(v, int) and v > 0 for v in self.latent_shape)
+        ):
+            raise bad(f"latent_shape must be [C, h, w] positive integers, got {self.latent_shape!r}")
+        if not (isinstance(self.latent_scale, int | float) and math.isfinite(self.latent_scale)):
+            raise bad(f"latent_scale must be a finite number, got {self.latent_scale!r}")
+        if self.latent_scale <= 0:
+            raise bad(f"latent_scale must be > 0, got {self.latent_scale!r}")
+        ctx = self.context
+        if ctx.size != self.latent_size + 16:
+            raise bad(f"context.size {ctx.size} != latent size {self.latent_size} + 16 pose values")
+        if ctx.cond_latent != [0, self.latent_size] or ctx.rel_pose != [self.latent_size, ctx.size]:
+            raise bad(
+                f"context layout must be cond_latent [0, {self.latent_size}) then rel_pose "
+                f"[{self.latent_size}, {ctx.size}), got {ctx.cond_latent} / {ctx.rel_pose}"
+            )
+        if ctx.null_context != "zeros":
+            raise bad(f"context.null_context must be 'zeros', got {ctx.null_context!r}")
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise bad(f"prediction_type must be one of {PREDICTION_TYPES}, got {self.prediction_type!r}")
+        if self.pose_convention != POSE_CONVENTION:
+            raise bad(f"pose_convention must be {POSE_CONVENTION!r}, got {self.pose_convention!r}")
+        if not (isinstance(self.training_radius, int | float) and self.training_radius > 0):
+            raise bad(f"training_radius must be > 0, got {self.training_radius!r}")
+        if not isinstance(self.schedule, dict):
+            raise bad(f"schedule must be an object, got {type(self.schedule).__name__}")
+        try:
+            T = ScheduleConfig.from_dict(self.schedule).num_timesteps
+        except (ValueError, TypeError) as e:
+            raise bad(f"schedule: {e}") from None
+        s = self.sampler
+        if s.name != "ddim":
+            raise bad(f"sampler.name must be 'ddim', got {s.name!r}")
+        if not (isinstance(s.steps, int) and 1 <= s.steps <= T):
+            raise bad(f"sampler.steps must be an integer in [1, {T}], got {s.steps!r}")
+        if not (isinstance(s.guidance, int | float) and math.isfinite(s.guidance) and s.guidance >= 0):
+            raise bad(f"sampler.guidance must be a finite number >= 0, got {s.guidance!r}")
+        if not (isinstance(s.eta, int | float) and 0 <= s.eta <= 1):
+            raise bad(f"sampler.eta must be in [0, 1], got {s.eta!r}")
+        if s.spacing not in TIMESTEP_SPACINGS:
+            raise bad(f"sampler.spacing must be one of {TIMESTEP_SPACINGS}, got {s.spacing!r}")
+
+    def expected_io(self) -> dict[str, tuple[list[tuple[str, str, list]], list[tuple[str, str, list]]]]:
+        """Per ONNX file: (inputs, outputs) as (name, ORT type, shape with None for the batch axis)."""
+        C, h, w = self.latent_shape
+        S = self.image_size
+        f32, i64 = "tensor(float)", "tensor(int64)"
+        return {
+            "encoder": ([("image", f32, [None, 3, S, S])], [("mean", f32, [None, C, h, w])]),
+            "denoiser": (
+                [
+                    ("latent", f32, [None, C, h, w]),
+                    ("timestep", i64, [None]),
+                    ("context", f32, [None, self.context.size]),
+                ],
+                [("noise", f32, [None, C, h, w])],
+            ),
+            "decoder": ([("latent", f32, [None, C, h, w])], [("image", f32, [None, 3, S, S])]),
+        }
+
+
+def _build(cls: type, d: Any, source: str, strict: bool = True):
+    if not isinstance(d, dict):
+        raise ModelFolderError(f"{source}: expected an object, got {type(d).__name__}")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown and strict:
+        raise ModelFolderError(f"{source}: unknown field(s) {unknown} (written by a newer exporter?)")
+    try:
+        return cls(**{k: v for k, v in d.items() if k in names})
+    except TypeError as e:  # a required field is missing
+        raise ModelFolderError(f"{source}: {e}") from None
+
+
+def load_model_info(model_dir: str | Path) -> ModelInfo:
+    """Read and validate `model.json` and check that the ONNX files exist (without opening them)."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelFolderError(
+            f"model folder {model_dir} does not exist (create one with: {export_command(None, model_dir)})"
+        )
+    path = model_dir / MODEL_JSON
+    if not path.is_file():
+        raise ModelFolderError(f"{path}: missing (is {model_dir} a model folder made by training.export?)")
+    try:
+        d = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFolderError(f"{path}: corrupt JSON ({e})") from None
+    info = ModelInfo.from_dict(d, str(path))
+    for role, fname in ONNX_FILES.items():
+        if not (model_dir / fname).is_file():
+            raise ModelFolderError(f"{model_dir / fname}: missing ({role} graph)")
+    return info
+
+
+def save_model_info(info: ModelInfo, model_dir: str | Path) -> Path:
+    info.validate()
+    path = Path(model_dir) / MODEL_JSON
+    path.write_text(json.dumps(info.to_dict(), indent=2) + "\n")
+    return path
+
+
+def check_session_io(session: Any, role: str, info: ModelInfo, path: str | Path) -> None:
+    """Check an onnxruntime InferenceSession's inputs/outputs against the contract for `role`."""
+    want_in, want_out = info.expected_io()[role]
+    for kind, want, got in (
+        ("input", want_in, session.get_inputs()),
+        ("output", want_out, session.get_outputs()),
+    ):
+        got_names = [g.name for g in got]
+        if got_names != [n for n, _, _ in want]:
+            raise ModelFolderError(
+                f"{path}: {role} {kind} names {got_names}, expected {[n for n, _, _ in want]}"
+            )
+        for (name, dtype, shape), g in zip(want, got, strict=True):
+            if g.type != dtype:
+                raise ModelFolderError(f"{path}: {role} {kind} '{name}' has type {g.type}, expected {dtype}")
+            if len(g.shape) != len(shape) or any(
+                w is not None and gv != w for w, gv in zip(shape, g.shape, strict=True)
+            ):
+                raise ModelFolderError(
+                    f"{path}: {role} {kind} '{name}' has shape {g.shape}, expected "
+                    f"{['batch' if s is None else s for s in shape]}"
+                )
+            if isinstance(g.shape[0], int) and g.shape[0] >= 0:
+                raise ModelFolderError(
+                    f"{path}: {role} {kind} '{name}' has a fixed batch axis {g.shape[0]}; "
+                    "the contract needs a dynamic one (re-export with training.export)"
+                )
+
+
+def open_session(
+    path: str | Path,
+    role: str,
+    info: ModelInfo,
+    providers: list,
+    options: Any = None,
+    model_bytes: bytes | None = None,
+):
+    """Create an onnxruntime session for one graph of the folder and check its signature.
+
+    `model_bytes` (the file's content, already read) avoids re-reading the file; `path` names it."""
+    import onnxruntime as ort
+
+    try:
+        source = model_bytes if model_bytes is not None else str(path)
+        session = ort.InferenceSession(source, sess_options=options, providers=providers)
+    except Exception as e:  # ORT raises its own exception types for unreadable/invalid models
+        raise ModelFolderError(f"{path}: not a loadable ONNX model ({type(e).__name__}: {e})") from None
+    check_session_io(session, role, info, path)
+    return session
+
+
+def validate_model_folder(model_dir: str | Path) -> ModelInfo:
+    """Full check: model.json and all three ONNX graphs open on CPU with the contract's signatures."""
+    model_dir = Path(model_dir)
+    info = load_model_info(model_dir)
+    for role, fname in ONNX_FILES.items():
+        open_session(model_dir / fname, role, info, ["CPUExecutionProvider"])
+    return info

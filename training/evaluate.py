@@ -1,0 +1,527 @@
+"""Evaluate novel-view synthesis on held-out objects: PSNR, SSIM, CIEDE2000, by sampler and azimuth.
+
+    python -m training.evaluate --run runs/paper --data data/cars --split test
+
+Compares the model under each sampler (default DDPM-1000 and DDIM-50/20/10/5) with two baselines on
+the same (conditioning view, target view) pairs and the same initial noise:
+  copy_input     the conditioning image itself (what a model that ignores the pose would score);
+  vae_roundtrip  decode(encode(true target)): the ceiling a 16-value latent allows.
+Writes eval.json, eval.md (tables), azimuth.png (error vs azimuth offset) and sweep.png (rows: test
+objects; columns: input, then ground-truth / synthesized pairs around the object) to --out.
+
+The core (`evaluate`, `sweep_grid`, `summarize`, `write_report`) takes in-memory models and
+instances; this CLI only loads checkpoints and data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from tinyldm_ros.poses import azimuth_elevation, relative_transform, rotation_about_axis
+from tinyldm_ros.preprocess import postprocess, uint8_to_model
+from tinyldm_ros.schedule import ScheduleConfig
+from training import metrics
+from training.sampler import DDIMScheduler, DDPMScheduler, sample
+from training.srn_dataset import SRNInstance
+from training.unet import UNet
+from training.vae import VAE
+
+BASELINES = ("copy_input", "vae_roundtrip")
+SRN_COND_VIEW = 64  # the SRN Cars protocol (pixelNeRF): view 64 conditions, the others are targets
+
+
+@dataclass
+class EvalConfig:
+    samplers: tuple[str, ...] = ("ddpm-1000", "ddim-50", "ddim-20", "ddim-10", "ddim-5")
+    guidance: float = 1.0
+    cond_view: int = SRN_COND_VIEW  # view 0 for objects with fewer views
+    targets_per_object: int | None = 32  # None: every other view
+    seed: int = 0
+    batch_size: int = 1024
+    azimuth_bin_deg: float = 30.0
+    sweep_objects: int = 6
+    sweep_angles: int = 8
+    sweep_sampler: str = "ddim-50"
+
+
+@dataclass
+class Models:
+    """What sampling needs: the VAE, the denoiser, the latent scale and the training noise schedule."""
+
+    vae: VAE
+    unet: UNet
+    latent_scale: float
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+
+@dataclass
+class Pairs:
+    instance: np.ndarray  # [N] index into the instance list
+    cond_view: np.ndarray  # [N]
+    target_view: np.ndarray  # [N]
+    azimuth_offset: np.ndarray  # [N] degrees in [0, 180]
+
+
+@dataclass
+class EvalResult:
+    pairs: Pairs
+    per_pair: dict[str, dict[str, np.ndarray]]  # method -> metric -> [N]
+    seconds: dict[str, float]  # method -> wall time to produce its N views
+
+
+def parse_sampler(spec: str) -> tuple[str, int]:
+    """'ddim-50' -> ('ddim', 50)."""
+    name, _, steps = spec.partition("-")
+    if name not in ("ddpm", "ddim") or not steps.isdigit() or int(steps) < 1:
+        raise ValueError(f"sampler {spec!r}: expected ddpm-<steps> or ddim-<steps>, e.g. ddim-50")
+    return name, int(steps)
+
+
+def make_scheduler(spec: str, schedule: ScheduleConfig) -> tuple[DDPMScheduler | DDIMScheduler, int]:
+    name, steps = parse_sampler(spec)
+    if steps > schedule.num_timesteps:
+        raise ValueError(f"sampler {spec!r}: {steps} steps > the {schedule.num_timesteps} training timesteps")
+    return (DDPMScheduler(schedule) if name == "ddpm" else DDIMScheduler(schedule)), steps
+
+
+def azimuth_offset(c2w_cond: np.ndarray, c2w_target: np.ndarray) -> np.ndarray:
+    """|azimuth(target) - azimuth(cond)| about world up (+z, the data's convention), wrapped to [0, 180]."""
+    d = (azimuth_elevation(c2w_target)[0] - azimuth_elevation(c2w_cond)[0] + 180.0) % 360.0 - 180.0
+    return np.abs(d)
+
+
+def select_pairs(instances: list[SRNInstance], cfg: EvalConfig) -> Pairs:
+    """One conditioning view per object and `targets_per_object` other views (seeded), in object order."""
+    rng = np.random.default_rng(cfg.seed)
+    inst, cond, tgt = [], [], []
+    for i, obj in enumerate(instances):
+        if obj.num_views < 2:
+            raise ValueError(f"{obj.path}: needs at least 2 views for evaluation, has {obj.num_views}")
+        c = cfg.cond_view if cfg.cond_view < obj.num_views else 0
+        others = np.delete(np.arange(obj.num_views), c)
+        if cfg.targets_per_object is not None and cfg.targets_per_object < len(others):
+            others = np.sort(rng.choice(others, cfg.targets_per_object, replace=False))
+        inst += [i] * len(others)
+        cond += [c] * len(others)
+        tgt += others.tolist()
+    inst_a, cond_a, tgt_a = (np.array(a, dtype=np.int64) for a in (inst, cond, tgt))
+    c2w_c = np.stack([instances[i].c2w[v] for i, v in zip(inst_a, cond_a, strict=True)])
+    c2w_t = np.stack([instances[i].c2w[v] for i, v in zip(inst_a, tgt_a, strict=True)])
+    return Pairs(inst_a, cond_a, tgt_a, azimuth_offset(c2w_c, c2w_t))
+
+
+def _views(instances: list[SRNInstance], inst: np.ndarray, view: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    images = np.stack([instances[i].images[v] for i, v in zip(inst, view, strict=True)])
+    c2w = np.stack([instances[i].c2w[v] for i, v in zip(inst, view, strict=True)])
+    return images, c2w
+
+
+@torch.no_grad()
+def encode_mean(models: Models, images: np.ndarray, batch_size: int) -> torch.Tensor:
+    """uint8 (N, S, S, 3) -> unscaled VAE latent means [N, C, h, w] on the models' device."""
+    out = []
+    for s in range(0, len(images), batch_size):
+        x = torch.from_numpy(uint8_to_model(images[s : s + batch_size])).to(models.device)
+        out.append(models.vae.encode(x)[0])
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def decode_uint8(models: Models, latents: torch.Tensor, batch_size: int) -> np.ndarray:
+    """Unscaled latents -> uint8 (N, S, S, 3)."""
+    out = [
+        postprocess(models.vae.decode(latents[s : s + batch_size]).float().cpu().numpy())
+        for s in range(0, len(latents), batch_size)
+    ]
+    return np.concatenate(out)
+
+
+def make_context(z_cond: torch.Tensor, c2w_cond: np.ndarray, c2w_target: np.ndarray) -> torch.Tensor:
+    """design.md: concat(z_cond.flatten(), (inv(c2w_cond) @ c2w_target).flatten()), float32 [B, K]."""
+    rel = torch.from_numpy(relative_transform(c2w_cond, c2w_target).reshape(len(z_cond), 16))
+    return torch.cat([z_cond.flatten(1).float(), rel.to(z_cond.device, torch.float32)], dim=1)
+
+
+@torch.no_grad()
+def synthesize(
+    models: Models,
+    cond_images: np.ndarray,
+    c2w_cond: np.ndarray,
+    c2w_target: np.ndarray,
+    sampler: str,
+    guidance: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 1024,
+    x_T: torch.Tensor | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Novel views uint8 (N, S, S, 3) of the conditioning images at the target poses.
+
+    x_T (the initial noise, [N, C, h, w]) defaults to a CPU draw from `seed`, so every sampler and
+    device starts from the same noise for a seed.
+    """
+    scheduler, steps = make_scheduler(sampler, models.schedule)
+    u = models.unet.cfg
+    n = len(cond_images)
+    if x_T is None:
+        gen = torch.Generator().manual_seed(seed)
+        x_T = torch.randn((n, u.latent_channels, u.latent_size, u.latent_size), generator=gen)
+    z_cond = encode_mean(models, cond_images, batch_size) * models.latent_scale
+    context = make_context(z_cond, c2w_cond, c2w_target)
+    chunks = range(0, n, batch_size)
+    bar = tqdm(total=len(chunks) * steps, desc=sampler, unit="step", disable=not progress, dynamic_ncols=True)
+    out = []
+    for k, s in enumerate(chunks):
+        gen = torch.Generator(device=models.device).manual_seed(seed + 1 + k)  # DDPM's per-step noise
+        z = sample(
+            models.unet,
+            context[s : s + batch_size],
+            scheduler,
+            steps,
+            guidance,
+            gen,
+            x_T=x_T[s : s + batch_size].to(models.device),
+            callback=lambda _t: bar.update(),
+        )
+        out.append(decode_uint8(models, z / models.latent_scale, batch_size))
+    bar.close()
+    return np.concatenate(out)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def evaluate(
+    models: Models, instances: list[SRNInstance], cfg: EvalConfig | None = None, progress: bool = False
+) -> EvalResult:
+    """Metrics of the baselines and of the model under each sampler on the same pairs and noise."""
+    cfg = cfg or EvalConfig()
+    for spec in cfg.samplers:
+        make_scheduler(spec, models.schedule)  # fail before any work on a bad sampler name
+    models.vae.eval()
+    models.unet.eval()
+    pairs = select_pairs(instances, cfg)
+    cond_img, c2w_c = _views(instances, pairs.instance, pairs.cond_view)
+    truth, c2w_t = _views(instances, pairs.instance, pairs.target_view)
+    u = models.unet.cfg
+    x_T = torch.randn(
+        (len(truth), u.latent_channels, u.latent_size, u.latent_size),
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    per_pair: dict[str, dict[str, np.ndarray]] = {"copy_input": metrics.all_metrics(cond_img, truth)}
+    seconds: dict[str, float] = {"copy_input": 0.0}
+    t0 = time.perf_counter()
+    roundtrip = decode_uint8(models, encode_mean(models, truth, cfg.batch_size), cfg.batch_size)
+    seconds["vae_roundtrip"] = time.perf_counter() - t0
+    per_pair["vae_roundtrip"] = metrics.all_metrics(roundtrip, truth)
+    for spec in cfg.samplers:
+        _sync(models.device)
+        t0 = time.perf_counter()
+        pred = synthesize(
+            models, cond_img, c2w_c, c2w_t, spec, cfg.guidance, cfg.seed, cfg.batch_size, x_T, progress
+        )
+        _sync(models.device)
+        seconds[spec] = time.perf_counter() - t0
+        per_pair[spec] = metrics.all_metrics(pred, truth)
+    return EvalResult(pairs, per_pair, seconds)
+
+
+def _stats(values: np.ndarray) -> dict[str, float]:
+    v = values[np.isfinite(values)]
+    if not len(v):
+        return {"mean": float("nan"), "std": float("nan"), "median": float("nan"), "count": 0}
+    return {
+        "mean": float(v.mean()),
+        "std": float(v.std()),
+        "median": float(np.median(v)),
+        "count": int(len(v)),
+    }
+
+
+def summarize(result: EvalResult, cfg: EvalConfig, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """JSON-ready summary: per method mean/std/median of each metric, time per view, and by azimuth bin."""
+    n = len(result.pairs.instance)
+    edges = np.arange(0.0, 180.0 + cfg.azimuth_bin_deg, cfg.azimuth_bin_deg)
+    edges[-1] = max(edges[-1], 180.0)
+    bins = np.clip(np.digitize(result.pairs.azimuth_offset, edges[1:-1]), 0, len(edges) - 2)
+    methods = {}
+    by_azimuth: dict[str, dict[str, list[float | None]]] = {}
+    for method, values in result.per_pair.items():
+        methods[method] = {name: _stats(v) for name, v in values.items()}
+        methods[method]["ms_per_view"] = 1000.0 * result.seconds[method] / max(n, 1)
+        by_azimuth[method] = {}
+        for name, v in values.items():
+            means: list[float | None] = []
+            for b in range(len(edges) - 1):
+                sel = v[(bins == b) & np.isfinite(v)]
+                means.append(float(sel.mean()) if len(sel) else None)
+            by_azimuth[method][name] = means
+    counts = [int((bins == b).sum()) for b in range(len(edges) - 1)]
+    return {
+        "format": "tinyldm-eval/1",
+        "num_objects": int(len(np.unique(result.pairs.instance))),
+        "num_pairs": n,
+        "config": asdict(cfg),
+        "meta": meta or {},
+        "methods": methods,
+        "by_azimuth": {"bin_edges_deg": edges.tolist(), "count": counts, "methods": by_azimuth},
+    }
+
+
+def _fmt(x: float | None, digits: int) -> str:
+    return "–" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def markdown_report(summary: dict[str, Any]) -> str:
+    cfg = summary["config"]
+    lines = [
+        f"# Novel-view evaluation: {summary['num_objects']} objects, {summary['num_pairs']} view pairs",
+        "",
+        f"Guidance {cfg['guidance']}, seed {cfg['seed']}, conditioning view {cfg['cond_view']}, "
+        f"{cfg['targets_per_object'] or 'all other'} target views per object. "
+        "CIEDE2000: mean over object pixels. Time: wall time per view for the whole batch on this device.",
+        "",
+        "| method | PSNR (dB) ↑ | SSIM ↑ | CIEDE2000 ↓ | ms / view |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for method, m in summary["methods"].items():
+        lines.append(
+            f"| {method} | {_fmt(m['psnr']['mean'], 2)} ± {_fmt(m['psnr']['std'], 2)} "
+            f"| {_fmt(m['ssim']['mean'], 3)} ± {_fmt(m['ssim']['std'], 3)} "
+            f"| {_fmt(m['ciede2000']['mean'], 2)} ± {_fmt(m['ciede2000']['std'], 2)} "
+            f"| {_fmt(m['ms_per_view'], 3)} |"
+        )
+    az = summary["by_azimuth"]
+    edges = az["bin_edges_deg"]
+    heads = [f"{edges[i]:.0f}–{edges[i + 1]:.0f}°" for i in range(len(edges) - 1)]
+    for metric, digits in (("psnr", 2), ("ciede2000", 2)):
+        lines += ["", f"## {metric.upper()} by azimuth offset", ""]
+        lines.append("| method | " + " | ".join(heads) + " |")
+        lines.append("| --- |" + " ---: |" * len(heads))
+        lines.append("| pairs | " + " | ".join(str(c) for c in az["count"]) + " |")
+        for method, per in az["methods"].items():
+            lines.append(f"| {method} | " + " | ".join(_fmt(v, digits) for v in per[metric]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_azimuth(summary: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    az = summary["by_azimuth"]
+    edges = np.array(az["bin_edges_deg"])
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, (metric, label) in zip(
+        axes,
+        (("psnr", "PSNR (dB) ↑"), ("ssim", "SSIM ↑"), ("ciede2000", "CIEDE2000 on object ↓")),
+        strict=True,
+    ):
+        for method, per in az["methods"].items():
+            y = np.array([np.nan if v is None else v for v in per[metric]], dtype=float)
+            style = "--" if method in BASELINES else "-"
+            ax.plot(centres, y, style, marker="o", label=method)
+        ax.set_xlabel("azimuth offset target - input (deg)")
+        ax.set_ylabel(label)
+        ax.set_xticks(edges)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{summary['num_objects']} objects, {summary['num_pairs']} pairs")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def sweep_views(instance: SRNInstance, cond: int, angles: int) -> np.ndarray:
+    """For each of `angles` azimuth offsets k * 360 / angles, the view closest to the conditioning
+    camera orbited by that offset about world up (+z), as view indices [angles]."""
+    pos = instance.c2w[:, :3, 3]
+    dirs = pos / np.linalg.norm(pos, axis=1, keepdims=True)
+    wanted = [rotation_about_axis((0.0, 0.0, 1.0), 360.0 * k / angles) @ dirs[cond] for k in range(angles)]
+    return np.array([int(np.argmax(dirs @ w)) for w in wanted], dtype=np.int64)
+
+
+def sweep_grid(
+    models: Models, instances: list[SRNInstance], cfg: EvalConfig | None = None, scale: int = 3
+) -> np.ndarray:
+    """uint8 image: one row per object: input | (truth, synthesized) x sweep_angles around 360 deg."""
+    cfg = cfg or EvalConfig()
+    objs = instances[: cfg.sweep_objects]
+    inst, cond, tgt = [], [], []
+    for i, obj in enumerate(objs):
+        c = cfg.cond_view if cfg.cond_view < obj.num_views else 0
+        views = sweep_views(obj, c, cfg.sweep_angles)
+        inst += [i] * len(views)
+        cond += [c] * len(views)
+        tgt += views.tolist()
+    inst_a, cond_a, tgt_a = (np.array(a, dtype=np.int64) for a in (inst, cond, tgt))
+    cond_img, c2w_c = _views(objs, inst_a, cond_a)
+    truth, c2w_t = _views(objs, inst_a, tgt_a)
+    pred = synthesize(
+        models, cond_img, c2w_c, c2w_t, cfg.sweep_sampler, cfg.guidance, cfg.seed, cfg.batch_size
+    )
+    S = truth.shape[1]
+    gap = 2
+    cols = 1 + 2 * cfg.sweep_angles
+    grid = np.full((len(objs) * (S + gap) + gap, cols * (S + gap) + 2 * gap, 3), 128, np.uint8)
+    for r in range(len(objs)):
+        y = gap + r * (S + gap)
+        rows = np.flatnonzero(inst_a == r)
+        tiles = [cond_img[rows[0]]] + [im for j in rows for im in (truth[j], pred[j])]
+        for c, tile in enumerate(tiles):
+            x = gap + c * (S + gap) + (gap if c > 0 else 0)  # a wider gap after the input column
+            grid[y : y + S, x : x + S] = tile
+    return grid.repeat(scale, 0).repeat(scale, 1)
+
+
+def write_report(summary: dict[str, Any], out_dir: Path, sweep: np.ndarray | None = None) -> dict[str, Path]:
+    """eval.json, eval.md, azimuth.png (and sweep.png) in out_dir."""
+    from PIL import Image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out_dir / "eval.json",
+        "markdown": out_dir / "eval.md",
+        "azimuth": out_dir / "azimuth.png",
+    }
+    paths["json"].write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
+    paths["markdown"].write_text(markdown_report(summary))
+    plot_azimuth(summary, paths["azimuth"])
+    if sweep is not None:
+        paths["sweep"] = out_dir / "sweep.png"
+        Image.fromarray(sweep).save(paths["sweep"])
+    return paths
+
+
+# --- CLI -----------------------------------------------------------------------------------------------
+
+
+class UserError(Exception):
+    """Bad input: one line on stderr, exit code 2."""
+
+
+def load_models(vae_ckpt: Path, unet_ckpt: Path, device: torch.device) -> tuple[Models, dict[str, Any]]:
+    """Models from the trainer's safetensors checkpoints (EMA weights when present)."""
+    for path in (vae_ckpt, unet_ckpt):
+        if not Path(path).is_file():
+            raise UserError(f"checkpoint {path} does not exist")
+    from training.checkpoint import checkpoint_extra, load_checkpoint
+
+    vae_c = load_checkpoint(vae_ckpt, stage="vae")
+    unet_c = load_checkpoint(unet_ckpt, stage="unet")
+    vae = VAE(vae_c.config.vae)
+    vae.load_state_dict(vae_c.inference_state_dict())
+    cfg = unet_c.config
+    unet = UNet(cfg.unet)
+    unet.load_state_dict(unet_c.inference_state_dict())
+    extra = checkpoint_extra(unet_c)
+    if "latent_scale" not in extra:
+        raise UserError(f"{unet_ckpt}: no latent_scale in the checkpoint metadata")
+    models = Models(
+        vae.to(device).eval(), unet.to(device).eval(), float(extra["latent_scale"]), cfg.diffusion, device
+    )
+    meta = {
+        "vae_checkpoint": str(vae_ckpt),
+        "vae_step": vae_c.step,
+        "unet_checkpoint": str(unet_ckpt),
+        "unet_step": unet_c.step,
+        "config": cfg.name,
+        "latent_scale": models.latent_scale,
+    }
+    return models, meta
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("--run", type=Path, help="run folder with vae/ and unet/ checkpoints (e.g. runs/paper)")
+    p.add_argument("--vae", type=Path, help="VAE checkpoint (default: <run>/vae/checkpoint.safetensors)")
+    p.add_argument("--unet", type=Path, help="UNet checkpoint (default: <run>/unet/checkpoint.safetensors)")
+    p.add_argument("--data", type=Path, required=True, help="dataset root in the SRN layout (e.g. data/cars)")
+    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument("--out", type=Path, help="output folder (default: <run>/eval)")
+    d = EvalConfig()
+    p.add_argument("--samplers", nargs="+", default=list(d.samplers), help="e.g. ddpm-1000 ddim-10")
+    p.add_argument("--guidance", type=float, default=d.guidance, help="classifier-free guidance scale")
+    p.add_argument(
+        "--targets-per-object", type=int, default=d.targets_per_object, help="0 = every other view"
+    )
+    p.add_argument("--cond-view", type=int, default=d.cond_view, help="conditioning view index per object")
+    p.add_argument("--max-objects", type=int, help="evaluate the first N objects only")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--sweep-objects", type=int, default=d.sweep_objects)
+    p.add_argument("--sweep-angles", type=int, default=d.sweep_angles)
+    p.add_argument("--sweep-sampler", default=d.sweep_sampler)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.run is None and (args.vae is None or args.unet is None):
+        raise UserError("give --run, or both --vae and --unet")
+    vae_ckpt = args.vae or args.run / "vae" / "checkpoint.safetensors"
+    unet_ckpt = args.unet or args.run / "unet" / "checkpoint.safetensors"
+    out = args.out or (args.run / "eval" if args.run else Path("eval"))
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device available")
+    device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
+    cfg = EvalConfig(
+        samplers=tuple(args.samplers),
+        guidance=args.guidance,
+        cond_view=args.cond_view,
+        targets_per_object=args.targets_per_object or None,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        sweep_objects=args.sweep_objects,
+        sweep_angles=args.sweep_angles,
+        sweep_sampler=args.sweep_sampler,
+    )
+    for spec in (*cfg.samplers, cfg.sweep_sampler):
+        parse_sampler(spec)
+    models, meta = load_models(vae_ckpt, unet_ckpt, device)
+    from training.srn_dataset import load_split
+
+    instances = load_split(
+        args.data,
+        args.split,
+        models.vae.cfg.image_size,
+        max_instances=args.max_objects,
+        progress=not args.no_progress,
+    )
+    meta.update({"data": str(args.data), "split": args.split, "device": str(device)})
+    result = evaluate(models, instances, cfg, progress=not args.no_progress)
+    summary = summarize(result, cfg, meta)
+    sweep = sweep_grid(models, instances, cfg) if cfg.sweep_objects > 0 else None
+    paths = write_report(summary, out, sweep)
+    print(markdown_report(summary))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def cli(argv: list[str] | None = None) -> None:
+    try:
+        sys.exit(main(argv))
+    except (UserError, FileNotFoundError, ValueError) as e:
+        print(f"evaluate: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,596 @@
+"""Export trained checkpoints to a model folder (ONNX graphs + model.json + model card), verified.
+
+    python -m training.export --vae runs/paper/vae.safetensors --unet runs/paper/unet.safetensors \\
+        --out models/default [--data data/cars/test]
+
+Each graph is checked against PyTorch on random inputs (batch 1 and a larger batch, so the dynamic
+batch axis is exercised) and, with --data, on real images, poses and latents; the largest absolute
+difference is reported and the export fails above --tol (1e-4). The whole pipeline (encode, DDIM,
+decode) is then run by the runtime engine and compared with the torch sampler on identical noise.
+Only when the folder loads through the runtime loader is it moved into place.
+
+`export_model_folder()` does the same from in-memory modules (tests, the tiny fixture, benchmarks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import io
+import json
+import platform
+import shlex
+import shutil
+import sys
+import tempfile
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tinyldm_ros import schedule as S
+from tinyldm_ros.model_folder import (
+    FORMAT_VERSION,
+    ONNX_FILES,
+    ContextLayout,
+    ModelFolderError,
+    ModelInfo,
+    Provenance,
+    SamplerDefaults,
+    export_command,
+    save_model_info,
+    validate_model_folder,
+)
+from tinyldm_ros.preprocess import postprocess, preprocess
+from training.vae import Decode, EncodeMean
+
+OPSET = 17
+TOLERANCE = 1e-4
+PIPELINE_TOLERANCE = 1e-3  # whole DDIM loop: float32 rounding compounds over the steps
+
+
+class ExportError(RuntimeError):
+    """Export or verification failed (the message names the graph and the difference)."""
+
+
+# ------------------------------------------------------------------------------------------ graphs
+
+
+@contextlib.contextmanager
+def single_token_attention_shortcut():
+    """Export-time rewrite of training.unet.Attention when keys/values are one token, exact in maths.
+
+    Softmax over a single key is 1, so every query receives that token's value: the attention is
+    to_out(to_v(context)), whatever the queries. The UNet's cross-attention always attends to the one
+    context token (and self-attention at the 1x1 level to one pixel), so the exported graph drops
+    q/k projections, matmuls, softmax and the reshapes/transposes around them (~20% of the denoiser's
+    nodes; measured in benchmarks/). The [B, 1, D] result broadcasts in the residual add that follows.
+    Verification compares the exported graph with the unmodified module.
+    """
+    from training import unet as U
+
+    original = U.Attention.forward
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        kv = x if context is None else context
+        if kv.shape[1] == 1:
+            return self.to_out(self.to_v(kv))
+        return original(self, x, context)
+
+    U.Attention.forward = forward
+    try:
+        yield
+    finally:
+        U.Attention.forward = original
+
+
+def export_onnx(
+    module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str]
+) -> None:
+    """TorchScript-based exporter (the dynamo one needs onnxscript), batch axis dynamic everywhere.
+
+    The exporter leaves some output dims symbolic (e.g. the channel dim after the VAE's chunk); they
+    are pinned to the traced values so the graph states the contract's static shapes."""
+    dynamic = {name: {0: "batch"} for name in input_names + output_names}
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the deprecation notice of the TorchScript exporter
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            dynamo=False,
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            do_constant_folding=True,
+        )
+    import onnx
+
+    with torch.no_grad():
+        out_shape = tuple(module(*args).shape)
+    model = onnx.load(str(path))
+    for dim, size in zip(model.graph.output[0].type.tensor_type.shape.dim[1:], out_shape[1:], strict=True):
+        dim.Clear()
+        dim.dim_value = size
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+
+
+# ------------------------------------------------------------------------------------ verification
+
+
+@dataclass
+class ExportReport:
+    out_dir: Path
+    info: ModelInfo
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+
+    def table(self) -> str:
+        rows = [f"  {k:<34} {v:.3g}" for k, v in self.max_abs_diff.items()]
+        return "max |onnx - torch|:\n" + "\n".join(rows)
+
+
+def _ort_session(path: Path):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _compare(name: str, torch_out: torch.Tensor, ort_out: np.ndarray, tol: float, diffs: dict) -> None:
+    ref = torch_out.detach().cpu().numpy()
+    if ref.shape != ort_out.shape:
+        raise ExportError(f"{name}: ONNX output shape {ort_out.shape} != PyTorch {ref.shape}")
+    d = float(np.max(np.abs(ref - ort_out))) if ref.size else 0.0
+    diffs[name] = d
+    if not d <= tol:  # also catches NaN
+        raise ExportError(f"{name}: max abs difference ONNX vs PyTorch {d:.3g} > tolerance {tol:g}")
+
+
+def random_rigid(n: int, gen: torch.Generator, radius: float = 1.3) -> np.ndarray:
+    """n random rigid transforms (rotation via QR, translation of length ~radius), float32."""
+    A = torch.randn(n, 3, 3, generator=gen, dtype=torch.float64)
+    Q, R = torch.linalg.qr(A)
+    Q = Q * torch.sign(torch.diagonal(R, dim1=-2, dim2=-1))[:, None, :]
+    Q[torch.det(Q) < 0, :, 0] *= -1
+    T = torch.eye(4, dtype=torch.float64).repeat(n, 1, 1)
+    T[:, :3, :3] = Q
+    T[:, :3, 3] = torch.randn(n, 3, generator=gen, dtype=torch.float64) * radius
+    return T.numpy().astype(np.float32)
+
+
+def _inputs_random(info: ModelInfo, batch: int, gen: torch.Generator) -> dict[str, dict[str, torch.Tensor]]:
+    C, h, w = info.latent_shape
+    S_ = info.image_size
+    T = info.num_train_timesteps
+    poses = torch.from_numpy(random_rigid(batch, gen)).reshape(batch, 16)
+    return {
+        "encoder": {"image": torch.rand(batch, 3, S_, S_, generator=gen) * 2 - 1},
+        "denoiser": {
+            "latent": torch.randn(batch, C, h, w, generator=gen),
+            "timestep": torch.randint(0, T, (batch,), generator=gen, dtype=torch.int64),
+            "context": torch.cat([torch.randn(batch, info.latent_size, generator=gen), poses], dim=1),
+        },
+        "decoder": {"latent": torch.randn(batch, C, h, w, generator=gen) / info.latent_scale},
+    }
+
+
+@torch.no_grad()
+def _inputs_real(
+    info: ModelInfo, vae: nn.Module, images: np.ndarray, poses: np.ndarray | None, gen: torch.Generator
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Real images; the denoiser sees noisy real latents with contexts built from real latents/poses."""
+    x = torch.from_numpy(images)
+    B = x.shape[0]
+    mean = vae.encode(x)[0]
+    z = mean * info.latent_scale
+    if poses is not None:
+        rel = np.linalg.inv(poses[0].astype(np.float64)) @ poses.astype(np.float64)
+    else:
+        rel = random_rigid(B, gen).astype(np.float64)
+    rel_t = torch.from_numpy(rel.astype(np.float32)).reshape(B, 16)
+    T = info.num_train_timesteps
+    t = torch.linspace(0, T - 1, B).round().to(torch.int64)
+    sched = S.NoiseSchedule(S.ScheduleConfig.from_dict(info.schedule))
+    acp = torch.from_numpy(sched.alphas_cumprod[t.numpy()]).float().reshape(B, 1, 1, 1)
+    noisy = S.add_noise(z, torch.randn(z.shape, generator=gen), acp)
+    ctx = torch.cat([z[:1].reshape(1, -1).expand(B, -1), rel_t], dim=1)
+    return {
+        "encoder": {"image": x},
+        "denoiser": {"latent": noisy, "timestep": t, "context": ctx},
+        "decoder": {"latent": mean},
+    }
+
+
+@torch.no_grad()
+def verify_graphs(
+    folder: Path,
+    modules: dict[str, nn.Module],
+    info: ModelInfo,
+    vae: nn.Module,
+    real_images: np.ndarray | None,
+    real_poses: np.ndarray | None,
+    tol: float,
+    seed: int = 0,
+) -> dict[str, float]:
+    gen = torch.Generator().manual_seed(seed)
+    sets = {"random_b1": _inputs_random(info, 1, gen), "random_b5": _inputs_random(info, 5, gen)}
+    if real_images is not None and len(real_images):
+        sets["real"] = _inputs_real(info, vae, real_images, real_poses, gen)
+    diffs: dict[str, float] = {}
+    for role, fname in ONNX_FILES.items():
+        sess = _ort_session(folder / fname)
+        for set_name, inputs in sets.items():
+            feeds = inputs[role]
+            ort_out = sess.run(None, {k: v.numpy() for k, v in feeds.items()})[0]
+            _compare(f"{role}/{set_name}", modules[role](*feeds.values()), ort_out, tol, diffs)
+    return diffs
+
+
+@torch.no_grad()
+def verify_pipeline(
+    folder: Path, vae: nn.Module, unet: nn.Module, info: ModelInfo, tol: float, images: np.ndarray | None
+) -> dict[str, float]:
+    """The runtime engine vs the torch sampler (training.sampler) on the same image, poses and noise."""
+    from tinyldm_ros.engine import Engine
+    from training.sampler import DDIMScheduler, sample
+
+    engine = Engine(folder, provider="cpu", warmup=False)
+    gen = torch.Generator().manual_seed(1)
+    if images is not None and len(images):
+        image01 = (images[0].transpose(1, 2, 0) + 1) / 2
+    else:
+        image01 = torch.rand(info.image_size, info.image_size, 3, generator=gen).numpy()
+    image = np.round(image01 * 255).astype(np.uint8)
+    poses = random_rigid(3, gen)
+    steps, guidance = info.sampler.steps, info.sampler.guidance
+    x_T, _ = engine.draw_noise(len(poses), steps, seed=0)
+    cond = engine.prepare(image)
+    sched = DDIMScheduler(S.ScheduleConfig.from_dict(info.schedule), spacing=info.sampler.spacing)
+    diffs: dict[str, float] = {}
+    for g in sorted({guidance, 1.0, 2.0}):
+        z_cond = vae.encode(torch.from_numpy(cond))[0] * info.latent_scale
+        ctx = torch.cat(
+            [z_cond.reshape(1, -1).expand(len(poses), -1), torch.from_numpy(poses).reshape(-1, 16)], 1
+        )
+        z0 = sample(unet, ctx, sched, steps, guidance=g, x_T=torch.from_numpy(x_T))
+        ref = vae.decode(z0 / info.latent_scale)
+        ctx_e = engine.make_context(engine.encode(cond), poses)
+        got = engine.decode(engine.denoise(ctx_e, x_T, steps, g))
+        _compare(f"pipeline/ddim{steps}_guidance{g:g}", ref, got, tol, diffs)
+        views = engine.synthesize(image, poses, steps=steps, seed=0, guidance=g)
+        if not np.array_equal(views, postprocess(got)):
+            raise ExportError("engine.synthesize() differs from its own pieces (encode, denoise, decode)")
+    return diffs
+
+
+# ------------------------------------------------------------------------------------- model card
+
+
+def model_card(info: ModelInfo) -> str:
+    p, sm = info.provenance, info.sampler
+    C, h, w = info.latent_shape
+    S_ = info.image_size
+    lines = [
+        f"# {info.name}",
+        "",
+        "Novel view synthesis from a single image with a tiny latent diffusion model (tinyldm_ros).",
+        "This card is generated by `training.export` from `model.json`; edit that, not this.",
+        "",
+    ]
+    if p.random_weights:
+        lines += ["**Random weights: this model is untrained** (a test/benchmark fixture).", ""]
+    lines += [
+        "## Use",
+        "",
+        "```python",
+        "from tinyldm_ros.engine import Engine",
+        f'engine = Engine("models/{info.name}")  # provider="auto" | "cpu" | "cuda" | "tensorrt"',
+        "views = engine.synthesize(image_hwc_uint8, relative_poses)  # (N, 4, 4) -> (N, S, S, 3) uint8",
+        "```",
+        "",
+        "## Interface",
+        "",
+        "| file | inputs | outputs |",
+        "| --- | --- | --- |",
+        f"| encoder.onnx | image float32 [B,3,{S_},{S_}] in [-1,1] | mean float32 [B,{C},{h},{w}] |",
+        f"| denoiser.onnx | latent float32 [B,{C},{h},{w}], timestep int64 [B], "
+        f"context float32 [B,{info.context.size}] | noise float32 [B,{C},{h},{w}] |",
+        f"| decoder.onnx | latent float32 [B,{C},{h},{w}] (unscaled) | image float32 [B,3,{S_},{S_}] |",
+        "",
+        "## Facts",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| format version | {info.format_version} |",
+        f"| image size | {S_}x{S_} RGB |",
+        f"| latent | {C}x{h}x{w}, z = mean * latent_scale, latent_scale = {info.latent_scale:.6g} |",
+        f"| context | {info.context.size} values: cond latent {info.context.cond_latent}, "
+        f"relative pose {info.context.rel_pose} ({info.context.pose_order}); null context = zeros |",
+        f"| noise schedule | {json.dumps(info.schedule)} |",
+        f"| prediction type | {info.prediction_type} |",
+        f"| default sampler | {sm.name.upper()}-{sm.steps}, guidance {sm.guidance:g}, "
+        f"eta {sm.eta:g}, {sm.spacing} spacing |",
+        f"| pose convention | {info.pose_convention} (x right, y down, z forward; 4x4 camera-to-world) |",
+        f"| training radius | {info.training_radius:g} (object distance of the training cameras) |",
+        "",
+        "## Provenance",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| dataset | {p.dataset or 'n/a'} |",
+        f"| VAE iterations | {p.vae_iterations if p.vae_iterations is not None else 'n/a'} |",
+        f"| UNet iterations | {p.unet_iterations if p.unet_iterations is not None else 'n/a'} |",
+        f"| training wall time | {f'{p.wall_time_s / 3600:.2f} h' if p.wall_time_s else 'n/a'} |",
+        f"| machine | {p.machine or 'n/a'} |",
+        f"| parameters | VAE {p.vae_parameters:,}, UNet {p.unet_parameters:,} |",
+        f"| VAE checkpoint | {p.vae_checkpoint or 'in-memory'} |",
+        f"| UNet checkpoint | {p.unet_checkpoint or 'in-memory'} |",
+        f"| exported | {p.exported_at} by {p.exporter} |",
+        "",
+        "Re-export:",
+        "",
+        "```",
+        export_command(p),
+        "```",
+        "",
+        "## Metrics",
+        "",
+    ]
+    if info.metrics:
+        lines += ["| metric | value |", "| --- | --- |"]
+        lines += [f"| {k} | {v} |" for k, v in info.metrics.items()]
+    else:
+        lines += ["No evaluation recorded."]
+    lines += ["", "## Export verification (max abs difference ONNX Runtime vs PyTorch)", ""]
+    lines += ["| check | max abs diff |", "| --- | --- |"]
+    lines += [f"| {k} | {v:.3g} |" for k, v in info.verification.items()]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------ export
+
+
+def export_model_folder(
+    vae: nn.Module,
+    unet: nn.Module,
+    out_dir: str | Path,
+    *,
+    schedule: S.ScheduleConfig,
+    latent_scale: float,
+    name: str | None = None,
+    training_radius: float = 1.3,
+    sampler: SamplerDefaults | None = None,
+    provenance: Provenance | None = None,
+    metrics: dict[str, Any] | None = None,
+    real_images: np.ndarray | None = None,
+    real_poses: np.ndarray | None = None,
+    tol: float = TOLERANCE,
+    log=print,
+) -> ExportReport:
+    """Export in-memory VAE + UNet to a verified model folder at `out_dir` (replaced on success)."""
+    out_dir = Path(out_dir)
+    vae, unet = vae.eval().cpu().float(), unet.eval().cpu().float()
+    vcfg, ucfg = vae.cfg, unet.cfg
+    C, s = vcfg.latent_channels, vcfg.latent_size
+    prov = provenance or Provenance()
+    prov.vae_config = prov.vae_config or _plain(asdict(vcfg))
+    prov.unet_config = prov.unet_config or _plain(asdict(ucfg))
+    prov.vae_parameters = sum(p.numel() for p in vae.parameters())
+    prov.unet_parameters = sum(p.numel() for p in unet.parameters())
+    prov.exported_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    prov.exporter = f"tinyldm_ros training.export (torch {torch.__version__}, opset {OPSET})"
+    if not prov.machine:
+        prov.machine = f"{platform.node()} ({platform.machine()}, {platform.system()})"
+    latent_size = C * s * s
+    info = ModelInfo(
+        name=name or out_dir.name,
+        image_size=vcfg.image_size,
+        latent_shape=[C, s, s],
+        latent_scale=float(latent_scale),
+        schedule=schedule.to_dict(),
+        context=ContextLayout(
+            size=latent_size + 16, cond_latent=[0, latent_size], rel_pose=[latent_size, latent_size + 16]
+        ),
+        sampler=sampler or SamplerDefaults(),
+        training_radius=float(training_radius),
+        provenance=prov,
+        metrics=metrics or {},
+    )
+    info.validate("model.json (to export)")
+    if ucfg.context_dim != info.context.size:
+        raise ExportError(
+            f"UNet context_dim {ucfg.context_dim} != {info.context.size} (latent + 16 pose values)"
+        )
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would survive the rename
+    try:
+        modules = {
+            "encoder": EncodeMean(vae),
+            "denoiser": unet,
+            "decoder": Decode(vae),
+        }
+        ex = _inputs_random(info, 2, torch.Generator().manual_seed(0))
+        for role, module in modules.items():
+            names = list(ex[role])
+            out_name = info.expected_io()[role][1][0][0]
+            log(f"export: {role} -> {ONNX_FILES[role]}")
+            with single_token_attention_shortcut():
+                export_onnx(module, tuple(ex[role].values()), tmp / ONNX_FILES[role], names, [out_name])
+        # model.json first (verification runs the runtime on this folder), then the diffs into it
+        save_model_info(info, tmp)
+        info.verification = verify_graphs(tmp, modules, info, vae, real_images, real_poses, tol)
+        info.verification.update(verify_pipeline(tmp, vae, unet, info, PIPELINE_TOLERANCE, real_images))
+        save_model_info(info, tmp)
+        (tmp / "README.md").write_text(model_card(info))
+        info = validate_model_folder(tmp)  # the runtime's own loader, exactly as the robot will
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    report = ExportReport(out_dir, info, info.verification)
+    log(report.table())
+    return report
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        dst.rename(old)
+    src.rename(dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _plain(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _plain(v) for k, v in d.items()}
+    if isinstance(d, list | tuple):
+        return [_plain(v) for v in d]
+    return d
+
+
+# --------------------------------------------------------------------------------------- real data
+
+
+def load_real_views(
+    data_dir: str | Path, image_size: int, limit: int = 8
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Up to `limit` views of one object from an SRN-layout folder (`<instance>/rgb/*.png`, `pose/*.txt`):
+    images float32 (B,3,S,S) in [-1,1] via tinyldm_ros.preprocess, c2w poses (B,4,4) if all present."""
+    from PIL import Image
+
+    data_dir = Path(data_dir)
+    rgbs = sorted(data_dir.rglob("rgb/*.png"))
+    if not rgbs:
+        raise ExportError(f"--data {data_dir}: no rgb/*.png views found (expected the SRN layout)")
+    instance = rgbs[0].parent.parent
+    rgbs = [p for p in rgbs if p.parent.parent == instance][:limit]
+    images, poses = [], []
+    for p in rgbs:
+        with Image.open(p) as im:
+            images.append(preprocess(np.asarray(im), image_size))
+        pose_file = instance / "pose" / (p.stem + ".txt")
+        if pose_file.is_file():
+            poses.append(np.loadtxt(pose_file, dtype=np.float64).reshape(4, 4))
+    pose_arr = np.stack(poses).astype(np.float32) if len(poses) == len(images) else None
+    return np.stack(images).astype(np.float32), pose_arr
+
+
+# ------------------------------------------------------------------------------------------- CLI
+
+
+def _load_modules(args: argparse.Namespace):
+    """Checkpoints (training.checkpoint) -> (vae, unet, schedule, latent_scale, provenance, sampler)."""
+    from training.checkpoint import checkpoint_extra, load_checkpoint
+    from training.unet import UNet
+    from training.vae import VAE
+
+    vck = load_checkpoint(args.vae, stage="vae")
+    uck = load_checkpoint(args.unet, stage="unet")
+    cfg, vae_cfg = uck.config, vck.config.vae
+    if args.config:
+        from training.config import load_config
+
+        cfg = load_config(args.config)  # a config name (paper, tiny) or a YAML path
+        vae_cfg = cfg.vae
+    vae, unet = VAE(vae_cfg), UNet(cfg.unet)
+    for what, module, ck in (("VAE", vae, vck), ("UNet", unet, uck)):
+        try:
+            module.load_state_dict(ck.inference_state_dict())
+        except RuntimeError as e:
+            raise ExportError(f"{ck.path}: weights do not fit the {what} config: {e}") from None
+    extra = {**checkpoint_extra(vck), **checkpoint_extra(uck)}
+    latent_scale = args.latent_scale if args.latent_scale is not None else extra.get("latent_scale")
+    if latent_scale is None:
+        raise ExportError(f"{args.unet}: no latent_scale in the checkpoint metadata; pass --latent-scale")
+    from training.config import to_dict
+
+    schedule = S.ScheduleConfig.from_dict(to_dict(cfg.diffusion))
+    wall = args.wall_time_s
+    if wall is None:  # recorded by the trainer in the checkpoints' metadata, when it does
+        wall = sum(float(checkpoint_extra(ck).get("wall_time_s", 0.0)) for ck in (vck, uck)) or None
+    prov = Provenance(
+        training_config=to_dict(cfg),
+        dataset=args.dataset or str(cfg.data.root),
+        vae_iterations=vck.step,
+        unet_iterations=uck.step,
+        wall_time_s=wall,
+        machine=args.machine or str(extra.get("machine", "")),
+        vae_checkpoint=str(args.vae),
+        unet_checkpoint=str(args.unet),
+    )
+    sampler = SamplerDefaults(
+        steps=args.steps,
+        guidance=args.guidance if args.guidance is not None else float(cfg.sample.guidance_scale),
+        spacing=getattr(cfg.sample, "spacing", "trailing"),
+    )
+    return vae, unet, schedule, float(latent_scale), prov, sampler
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--vae", required=True, help="VAE checkpoint (.safetensors from training)")
+    ap.add_argument("--unet", required=True, help="UNet checkpoint (.safetensors from training)")
+    ap.add_argument("--out", required=True, help="model folder to write, e.g. models/default")
+    ap.add_argument("--config", help="training config YAML (default: the one stored in the UNet checkpoint)")
+    ap.add_argument("--data", help="SRN-layout folder for real-input verification (e.g. data/cars/test)")
+    ap.add_argument("--name", help="model name in model.json (default: the folder name)")
+    ap.add_argument("--latent-scale", type=float, help="override the latent scale stored in the checkpoint")
+    ap.add_argument(
+        "--training-radius", type=float, default=1.3, help="object distance of the training cameras"
+    )
+    ap.add_argument("--steps", type=int, default=10, help="default DDIM steps of the runtime")
+    ap.add_argument(
+        "--guidance", type=float, help="default guidance (default: the config's sample.guidance_scale)"
+    )
+    ap.add_argument("--metrics", help="JSON file of evaluation metrics to record in model.json")
+    ap.add_argument("--dataset", help="data set named in the provenance (default: the config's data.root)")
+    ap.add_argument("--wall-time-s", type=float, help="training wall time for the provenance")
+    ap.add_argument("--machine", help="training machine for the provenance (e.g. '1x RTX 4090')")
+    ap.add_argument("--tol", type=float, default=TOLERANCE, help="max abs difference ONNX vs PyTorch")
+    args = ap.parse_args(argv)
+    try:
+        vae, unet, schedule, latent_scale, prov, sampler = _load_modules(args)
+        prov.export_command = "python -m training.export " + " ".join(
+            shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+        )
+        metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
+        images = poses = None
+        if args.data:
+            images, poses = load_real_views(args.data, vae.cfg.image_size)
+        report = export_model_folder(
+            vae,
+            unet,
+            args.out,
+            schedule=schedule,
+            latent_scale=latent_scale,
+            name=args.name,
+            training_radius=args.training_radius,
+            sampler=sampler,
+            provenance=prov,
+            metrics=metrics,
+            real_images=images,
+            real_poses=poses,
+            tol=args.tol,
+        )
+    except (ExportError, ModelFolderError, FileNotFoundError, ValueError, json.JSONDecodeError) as e:
+        print(f"export failed: {e}", file=sys.stderr)
+        return 2
+    print(f"exported {report.out_dir} (format version {FORMAT_VERSION}); checked with the runtime loader")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
