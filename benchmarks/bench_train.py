@@ -134,6 +134,9 @@ def main() -> None:
         "amp": {"vae": cfg.vae_train.amp, "unet": cfg.unet_train.amp}
         if info.device.type == "cuda"
         else "off (cpu)",
+        "compile": {"vae": cfg.vae_train.compile, "unet": cfg.unet_train.compile}
+        if info.device.type == "cuda"
+        else "none (cpu)",
         "timed_steps": n,
         "overrides": args.overrides,
         "batch_size": {"vae": cfg.vae_train.batch_size, "unet": cfg.unet_train.batch_size},
