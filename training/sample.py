@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
             if not 0 <= args.cond_view < hi - lo:
                 raise UserError(f"--cond-view {args.cond_view}: object {name} has {hi - lo} views")
             cond = lo + args.cond_view
-            targets = np.linspace(lo, hi - 1, args.views).round().astype(int)
+            others = np.array([v for v in range(lo, hi) if v != cond] or [cond])
+            targets = others[np.linspace(0, len(others) - 1, args.views).round().astype(int)]
             x_cond = to_model_range(views.images[[cond]]).to(device)
             z_cond = vae.encode(x_cond)[0] * latent_scale
             ctx = make_context(

@@ -85,7 +85,8 @@ def build_stage(cfg: TrainConfig, latents: Latents, info: DistInfo, vae: VAE | N
         picks = []  # (cond view, target views) per object, targets spread over the object's views
         for k in range(min(cfg.sample.num_instances, len(voffs) - 1)):
             lo, hi = int(voffs[k]), int(voffs[k + 1])
-            targets = np.linspace(lo, hi - 1, cfg.sample.num_views).round().astype(int)
+            others = np.arange(lo + 1, hi) if hi - lo > 1 else np.array([lo])
+            targets = others[np.linspace(0, len(others) - 1, cfg.sample.num_views).round().astype(int)]
             picks.append((lo, targets))
 
         def sample_fn(model: nn.Module, step: int):

@@ -127,6 +127,8 @@ def train(
         restore_grad_scaler(scaler, ckpt)
         restore_rng(ckpt)
         start = ckpt.step
+        if info.is_main:
+            print(f"resuming {stage.name} from {ckpt_file} at step {start} (the checkpoint's config + --set)")
 
     if info.ddp:
         device_ids = [info.device.index] if info.device.type == "cuda" else None

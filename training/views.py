@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from training.config import ConfigError
 from training.srn_dataset import load_split
 
 
@@ -98,7 +99,7 @@ class EpochOrder:
 
     def __init__(self, n: int, global_batch: int, seed: int, rank: int = 0, world_size: int = 1):
         if global_batch % world_size:
-            raise ValueError(f"batch_size {global_batch} is not divisible by the {world_size} DDP ranks")
+            raise ConfigError(f"batch_size {global_batch} is not divisible by the {world_size} DDP ranks")
         self.n, self.global_batch, self.seed = n, global_batch, seed
         self.local_batch = global_batch // world_size
         self.rank = rank
