@@ -1,22 +1,237 @@
-"""`make demo`: the node on the shipped default model, fed by a demo source, end to end."""
+"""`make demo`: nvs_node on the shipped default model, fed by demo_source, end to end over DDS.
 
+    python -m tinyldm_ros.demo [--model models/default] [--data DIR] [--out out/demo]
+
+Runs the same two nodes as `ros2 launch tinyldm_ros demo.launch.py`, in this one process (no
+`ros2 launch` needed): demo_source replays a rendered test object's views with camera_info and
+orbiting target poses; nvs_node synthesizes views at fixed azimuths around the object. When every
+view has been replayed it writes `<out>/sweep.png` (rows: input frames; columns: the model's input
+crop, then one view per azimuth), prints a latency summary and exits.
+"""
+
+# ruff: noqa: E402 - OPENBLAS_NUM_THREADS must be set before numpy loads
+from __future__ import annotations
+
+import os
+
+# The node's setting (see tinyldm_ros/node.py): numpy's BLAS on one thread, measured faster here.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse
+import json
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = REPO / "models" / "default"
+DEFAULT_AZIMUTHS = [45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0]
 
 
-def main() -> int:
-    if not (DEFAULT_MODEL / "model.json").is_file():
-        print(
-            f"make demo: no default model at {DEFAULT_MODEL} (model.json and the ONNX files are missing).\n"
-            "The default model is trained and exported by the project's own CLIs (issue 'Default model');\n"
-            "until it is committed there is nothing to run.",
-            file=sys.stderr,
+def missing_model_message(model: Path) -> str | None:
+    missing = [
+        f
+        for f in ("model.json", "encoder.onnx", "denoiser.onnx", "decoder.onnx")
+        if not (model / f).is_file()
+    ]
+    if not missing:
+        return None
+    return (
+        f"make demo: no usable model at {model} (missing: {', '.join(missing)}).\n"
+        "The default model is trained and exported by the project's own CLIs (issue 'Default model');\n"
+        "until it is committed there is nothing to run. To try the pipeline on another model folder:\n"
+        "  python -m tinyldm_ros.demo --model <model folder>"
+    )
+
+
+def find_data(data: Path | None, out: Path) -> Path:
+    """--data, else the rendered cars test split, else render one test car into <out>/data."""
+    if data is not None:
+        return data
+    rendered = REPO / "data" / "cars" / "test"
+    if rendered.is_dir():
+        return rendered
+    target = out / "data"
+    if not (target / "test").is_dir():
+        print(f"demo: no data/cars/test; rendering one test car into {target} ...", flush=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "training.render",
+            "--set",
+            "cars",
+            "--out",
+            str(target),
+            "--train",
+            "0",
+            "--val",
+            "0",
+            "--test",
+            "1",
+            "--test-views",
+            "24",
+            "--workers",
+            "1",
+            "--overwrite",
+        ]
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"rendering demo views failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
+    return target / "test"
+
+
+def write_sweep(path: Path, rows: list[np.ndarray]) -> None:
+    from PIL import Image as PILImage
+
+    gap = np.full((2, rows[0].shape[1], 3), 255, np.uint8)
+    sheet = np.concatenate([x for row in rows for x in (row, gap)][:-1], axis=0)
+    scale = max(1, 256 // rows[0].shape[0])  # 32 px tiles are too small to look at
+    sheet = sheet.repeat(scale, axis=0).repeat(scale, axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PILImage.fromarray(sheet).save(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from tinyldm_ros.conversions import image_to_numpy
+    from tinyldm_ros.demo_source import DemoSource
+    from tinyldm_ros.mosaic import mosaic
+    from tinyldm_ros.msg import SynthesizedViews
+    from tinyldm_ros.node import NvsNode
+    from tinyldm_ros.targets import orbit_name
+
+    data = find_data(args.data, args.out)
+    rclpy.init()
+    results: list = []
+    lock = threading.Lock()
+    try:
+        nvs = NvsNode(
+            parameter_overrides=[
+                Parameter("model_dir", value=str(args.model)),
+                Parameter("orbit_azimuths_deg", value=args.azimuths),
+                Parameter("object_distance", value=args.object_distance),
+            ]
         )
+        source = DemoSource(
+            parameter_overrides=[
+                Parameter("data", value=str(data)),
+                Parameter("rate_hz", value=args.rate),
+                Parameter("max_views", value=args.frames),
+                Parameter("loop", value=False),
+            ]
+        )
+        sink = rclpy.create_node("demo_sink")
+
+        def on_views(msg) -> None:
+            with lock:
+                results.append(msg)
+
+        sink.create_subscription(SynthesizedViews, "synthesized_views", on_views, 50)
+        executor = MultiThreadedExecutor(num_threads=3)
+        for node in (nvs, source, sink):
+            executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        # Wait for DDS discovery before the source starts, so the first frames are not lost.
+        deadline = time.monotonic() + 10.0
+        source.timer.cancel()
+        spinner.start()
+        while time.monotonic() < deadline and not (
+            nvs._wants_views() and source.image_pub.get_subscription_count()
+        ):
+            time.sleep(0.05)
+        source.timer.reset()
+        n = len(source.instance.views)
+        deadline = time.monotonic() + n / args.rate + 20.0
+        while time.monotonic() < deadline and not (source.done and nvs._slot is None and len(results) >= 1):
+            time.sleep(0.05)
+        time.sleep(0.5)  # the last output in flight
+        stats = nvs.stats.snapshot()
+        provider = nvs.provider
+        executor.shutdown()
+        for node in (sink, source, nvs):
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+
+    if not results:
+        print("demo: the node produced no views (see the log above)", file=sys.stderr)
+        return 1
+    wanted = [orbit_name(a, 0.0) for a in args.azimuths]
+    rows = []
+    for msg in results[:: max(1, len(results) // args.rows)][: args.rows]:
+        names = list(msg.target_names)
+        views = np.stack([image_to_numpy(msg.views[names.index(w)])[0] for w in wanted if w in names])
+        rows.append(mosaic(image_to_numpy(msg.input_crop)[0], views))
+    sweep = args.out / "sweep.png"
+    write_sweep(sweep, rows)
+
+    total = np.array([m.total_ms for m in results])
+    synth = np.array([m.synthesis_ms for m in results])
+    summary = {
+        "model": str(args.model),
+        "data": str(data),
+        "provider": provider,
+        "frames_sent": n,
+        "frames_processed": len(results),
+        "frames_dropped": stats["dropped"],
+        "targets_per_frame": len(results[0].views),
+        "latency_ms_p50": float(np.percentile(total, 50)),
+        "latency_ms_p95": float(np.percentile(total, 95)),
+        "synthesis_ms_p50": float(np.percentile(synth, 50)),
+        "sweep": str(sweep),
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(
+        f"demo: {len(results)}/{n} frames -> {summary['targets_per_frame']} views each on {provider}; "
+        f"image-in to views-out latency p50 {summary['latency_ms_p50']:.1f} ms, p95 "
+        f"{summary['latency_ms_p95']:.1f} ms (engine p50 {summary['synthesis_ms_p50']:.1f} ms); "
+        f"{stats['dropped']} dropped\n"
+        f"demo: sweep (input crop | azimuths {', '.join(f'{a:g}' for a in args.azimuths)}) -> {sweep}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--model", type=Path, default=DEFAULT_MODEL, help="model folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="SRN-layout views to replay (default: data/cars/test, else render one test car)",
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "out" / "demo", help="output folder")
+    parser.add_argument("--frames", type=int, default=24, help="views of the object to replay")
+    parser.add_argument("--rate", type=float, default=10.0, help="camera rate (Hz)")
+    parser.add_argument("--rows", type=int, default=6, help="input frames in the sweep")
+    parser.add_argument(
+        "--azimuths", type=float, nargs="+", default=DEFAULT_AZIMUTHS, help="sweep azimuths (deg)"
+    )
+    parser.add_argument(
+        "--object-distance",
+        type=float,
+        default=1.3,
+        help="metres from camera to object (the rendered cars: 1.3)",
+    )
+    args = parser.parse_args(argv)
+    problem = missing_model_message(args.model)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
-    print("make demo: the demo driver arrives with the ROS node issue; nothing to run yet.", file=sys.stderr)
-    return 2
+    try:
+        return run(args)
+    except (RuntimeError, FileNotFoundError, ValueError) as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

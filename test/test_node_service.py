@@ -1,0 +1,146 @@
+"""The synthesize_view service over real DDS: image + poses, orbit angles, the latest image, errors."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy missing: no ROS 2 in this environment (run `make setup`)")
+pytest.importorskip(
+    "tinyldm_ros.srv", reason="tinyldm_ros interfaces not built: run `make setup` (colcon build)"
+)
+
+from geometry_msgs.msg import PoseStamped  # noqa: E402
+from node_harness import Harness, random_image, wait_for  # noqa: E402
+from tinyldm_ros.srv import SynthesizeView  # noqa: E402
+
+from tinyldm_ros.conversions import image_to_numpy, numpy_to_image  # noqa: E402
+
+_ns = itertools.count()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+@pytest.fixture
+def harness():
+    h = Harness(f"/nvs_srv_{next(_ns)}", orbit_azimuths_deg=[90.0], steps=2, max_pending_requests=2)
+    h.service = h.client.create_client(SynthesizeView, "synthesize_view")
+    assert h.service.wait_for_service(timeout_sec=10.0), "synthesize_view never appeared"
+    yield h
+    h.close()
+
+
+def call(h: Harness, request: SynthesizeView.Request, timeout: float = 20.0) -> SynthesizeView.Response:
+    future = h.service.call_async(request)
+    assert wait_for(future.done, timeout), "no response"
+    return future.result()
+
+
+def test_request_with_image_and_poses(harness: Harness) -> None:
+    request = SynthesizeView.Request()
+    request.image = numpy_to_image(random_image(40, 40), "bgr8")
+    request.image.header.frame_id = "cam"
+    request.image.header.stamp.sec = 42
+    for x in (0.3, -0.3):
+        pose = PoseStamped()
+        pose.header.frame_id = "cam"  # the image's own frame: no TF needed
+        pose.pose.position.x = x
+        pose.pose.orientation.w = 1.0
+        request.target_poses.append(pose)
+    request.steps, request.seed = 3, 7
+    response = call(harness, request)
+    assert response.success, response.message
+    result = response.result
+    assert len(result.views) == 2 and result.steps == 3 and result.seed == 7
+    assert result.header.stamp.sec == 42
+    assert [p.position.x for p in result.poses] == pytest.approx([0.3, -0.3])
+    assert all(v.header.stamp.sec == 42 for v in result.views)
+    # Deterministic for a seed: the same call gives the same pixels.
+    again = call(harness, request).result
+    assert all(a.data == b.data for a, b in zip(result.views, again.views, strict=True))
+
+
+def test_orbit_angles_on_the_latest_image(harness: Harness) -> None:
+    """The README example: only azimuths, the image is the latest one received on `image`."""
+    assert wait_for(lambda: harness.image_pub.get_subscription_count() > 0)
+    sent = harness.publish_image(random_image(), stamp_s=77.0)
+    assert wait_for(lambda: harness.node._latest is not None)
+    response = call(harness, SynthesizeView.Request(azimuths_deg=[30.0, 90.0, 180.0]))
+    assert response.success, response.message
+    result = response.result
+    assert result.header.stamp == sent.header.stamp
+    assert list(result.target_names) == ["orbit_az30_el0", "orbit_az90_el0", "orbit_az180_el0"]
+    # 180 degrees around the object centre: the camera ends up 2 * object_distance ahead.
+    d = result.object_distance
+    assert result.poses[2].position.z == pytest.approx(2 * d)
+    size = harness.node.engine.info.image_size
+    assert all(image_to_numpy(v)[0].shape == (size, size, 3) for v in result.views)
+    assert "3 views" in response.message
+
+
+def test_errors_are_responses_not_crashes(harness: Harness) -> None:
+    no_image = call(harness, SynthesizeView.Request(azimuths_deg=[10.0]))
+    assert not no_image.success and "no image" in no_image.message
+    assert wait_for(lambda: harness.image_pub.get_subscription_count() > 0)
+    harness.publish_image(random_image())
+    assert wait_for(lambda: harness.node._latest is not None)
+    cases = {
+        "no targets": SynthesizeView.Request(),
+        "max_targets": SynthesizeView.Request(azimuths_deg=[float(a) for a in range(100)]),
+        "elevations": SynthesizeView.Request(azimuths_deg=[1.0, 2.0], elevations_deg=[1.0, 2.0, 3.0]),
+        "pole": SynthesizeView.Request(azimuths_deg=[0.0], elevations_deg=[95.0]),
+        "steps": SynthesizeView.Request(azimuths_deg=[0.0], steps=100000),
+    }
+    bad_pose = PoseStamped()
+    bad_pose.pose.orientation.w = float("nan")
+    cases["NaN"] = SynthesizeView.Request(target_poses=[bad_pose])
+    cases["encoding"] = SynthesizeView.Request(azimuths_deg=[0.0])
+    cases["encoding"].image = numpy_to_image(random_image(4, 4), "rgb8")
+    cases["encoding"].image.encoding = "yuv422"
+    for expected, request in cases.items():
+        response = call(harness, request)
+        assert not response.success and expected in response.message, (expected, response.message)
+    assert harness.node.stats.requests_failed == len(cases) + 1
+    assert call(harness, SynthesizeView.Request(azimuths_deg=[10.0])).success  # still serving
+
+
+def test_concurrent_calls_beyond_the_queue_are_refused_as_busy(harness: Harness) -> None:
+    assert wait_for(lambda: harness.image_pub.get_subscription_count() > 0)
+    harness.publish_image(random_image())
+    assert wait_for(lambda: harness.node._latest is not None)
+    slow = SynthesizeView.Request(azimuths_deg=[float(a) for a in range(16)], steps=50)
+    futures = [harness.service.call_async(slow) for _ in range(8)]
+    start = time.monotonic()
+    assert wait_for(lambda: all(f.done() for f in futures), 60.0)
+    responses = [f.result() for f in futures]
+    busy = [r for r in responses if not r.success]
+    assert all("busy" in r.message for r in busy)
+    assert any(r.success for r in responses) and busy, [r.message for r in responses]
+    assert time.monotonic() - start < 60.0
+    assert np.all([len(r.result.views) == 16 for r in responses if r.success])
+
+
+def test_a_running_call_does_not_hold_up_the_camera_stream(harness: Harness) -> None:
+    assert wait_for(lambda: harness.image_pub.get_subscription_count() > 0)
+    harness.publish_image(random_image())
+    assert wait_for(lambda: harness.node._latest is not None)
+    slow = harness.service.call_async(
+        SynthesizeView.Request(azimuths_deg=[float(a) for a in range(16)], steps=200)
+    )
+    time.sleep(0.05)
+    received = harness.node.stats.received
+    for _ in range(10):
+        harness.publish_image(random_image())
+        time.sleep(0.01)
+    # the image callbacks ran while the call (16 views x 200 steps: about a second) was still served
+    assert wait_for(lambda: harness.node.stats.received >= received + 8, 5.0)
+    assert not slow.done()
+    assert wait_for(slow.done, 60.0) and slow.result().success

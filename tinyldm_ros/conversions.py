@@ -1,0 +1,150 @@
+"""sensor_msgs/Image <-> numpy: the one place the node converts images.
+
+Decoding validates everything a camera driver can get wrong (encoding, size, step, data length)
+before it touches the bytes, so a bad message becomes an `ImageConversionError` that names the
+problem instead of a numpy error deep inside the engine.
+
+cv_bridge is used for the byte layout when it is importable (a system ROS install). Without it
+(PyPI ROS), the numpy path below does the same job. `rosbags-image` was considered and does not fit:
+it imports OpenCV at module import (not a dependency here) and ignores `step`, so images whose rows
+are padded decode wrongly.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from sensor_msgs.msg import Image
+
+try:  # a system ROS install has cv_bridge; the PyPI ROS wheels do not
+    from cv_bridge import CvBridge
+
+    _BRIDGE: CvBridge | None = CvBridge()
+except ImportError:
+    _BRIDGE = None
+
+# encoding -> (channels, dtype); all the encodings the node accepts.
+ENCODINGS: dict[str, tuple[int, np.dtype]] = {
+    "rgb8": (3, np.dtype(np.uint8)),
+    "bgr8": (3, np.dtype(np.uint8)),
+    "rgba8": (4, np.dtype(np.uint8)),
+    "bgra8": (4, np.dtype(np.uint8)),
+    "mono8": (1, np.dtype(np.uint8)),
+    "8UC1": (1, np.dtype(np.uint8)),
+    "8UC3": (3, np.dtype(np.uint8)),
+    "rgb16": (3, np.dtype(np.uint16)),
+    "bgr16": (3, np.dtype(np.uint16)),
+    "rgba16": (4, np.dtype(np.uint16)),
+    "bgra16": (4, np.dtype(np.uint16)),
+    "mono16": (1, np.dtype(np.uint16)),
+    "16UC1": (1, np.dtype(np.uint16)),
+}
+# Larger than any camera; guards against a header that claims a gigapixel image.
+MAX_SIDE = 16384
+
+
+class ImageConversionError(ValueError):
+    """A sensor_msgs/Image that cannot be decoded; the message names the problem."""
+
+
+def check_image(msg: Image) -> tuple[int, np.dtype]:
+    """Validate an Image message's header against its data in O(1): (channels, dtype) or raise.
+
+    Raises ImageConversionError for an unsupported encoding, a zero or huge size, a step shorter than
+    a row, or data whose length does not match height * step.
+    """
+    encoding = msg.encoding
+    if encoding not in ENCODINGS:
+        raise ImageConversionError(
+            f"unsupported encoding {encoding!r} (supported: {', '.join(sorted(ENCODINGS))})"
+        )
+    channels, dtype = ENCODINGS[encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height == 0 or width == 0:
+        raise ImageConversionError(f"empty image ({width}x{height})")
+    if height > MAX_SIDE or width > MAX_SIDE:
+        raise ImageConversionError(f"image too large ({width}x{height}, limit {MAX_SIDE} per side)")
+    row_bytes = width * channels * dtype.itemsize
+    if step < row_bytes:
+        raise ImageConversionError(
+            f"step {step} is shorter than a row of {width} {encoding} pixels ({row_bytes})"
+        )
+    if step % dtype.itemsize:
+        raise ImageConversionError(f"step {step} is not a multiple of the {encoding} sample size")
+    size = len(msg.data)
+    if size != height * step:
+        raise ImageConversionError(f"data has {size} bytes, expected height * step = {height} * {step}")
+    return channels, dtype
+
+
+def image_to_numpy(msg: Image) -> tuple[np.ndarray, str]:
+    """Decode an Image message to an (H, W, C) array in native byte order, without copying if possible.
+
+    Returns the array and its channel order: "rgb", "bgr", "rgba", "bgra" or "mono" (C = 1).
+    Raises ImageConversionError (see check_image) for a message that does not describe its data.
+    """
+    channels, dtype = check_image(msg)
+    encoding, data = msg.encoding, msg.data
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels * dtype.itemsize
+    order = _channel_order(encoding)
+    if _BRIDGE is not None:
+        array = _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")
+        return (array[..., None] if array.ndim == 2 else array), order
+
+    buffer = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8)
+    rows = buffer.reshape(height, step)[:, :row_bytes]  # drop row padding
+    array = rows.view(dtype.newbyteorder(">" if msg.is_bigendian else "<"))
+    array = array.reshape(height, width, channels)
+    if array.dtype.byteorder not in ("=", "|") and array.dtype.byteorder != _NATIVE:
+        array = array.astype(dtype)  # swap into native order for everything downstream
+    return array, order
+
+
+def to_rgb(array: np.ndarray, order: str) -> np.ndarray:
+    """Channel-reorder a decoded image to RGB (alpha dropped, mono replicated); dtype unchanged."""
+    if order == "rgb":
+        return array
+    if order == "bgr":
+        return array[..., ::-1]
+    if order == "rgba":
+        return array[..., :3]
+    if order == "bgra":
+        return array[..., 2::-1]
+    return np.repeat(array[..., :1], 3, axis=2)
+
+
+def numpy_to_image(array: np.ndarray, encoding: str = "rgb8", header=None) -> Image:
+    """Encode an (H, W, C) or (H, W) uint8/uint16 array as an Image message (little-endian, no padding)."""
+    if encoding not in ENCODINGS:
+        raise ImageConversionError(f"unsupported encoding {encoding!r}")
+    channels, dtype = ENCODINGS[encoding]
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] != channels or array.dtype != dtype:
+        raise ImageConversionError(
+            f"array of shape {array.shape} and dtype {array.dtype} does not fit {encoding!r} "
+            f"({channels} channel(s) of {dtype})"
+        )
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(array.shape[0]), int(array.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = msg.width * channels * dtype.itemsize
+    # Assigning bytes keeps rclpy from iterating element by element (array('B') fast path).
+    msg.data = np.ascontiguousarray(array, dtype=dtype.newbyteorder("<")).tobytes()
+    return msg
+
+
+def _channel_order(encoding: str) -> str:
+    if encoding.startswith(("mono", "8UC1", "16UC1")):
+        return "mono"
+    if encoding == "8UC3":
+        return "bgr"  # OpenCV's default order for untyped 3-channel images
+    return encoding.rstrip("0123456789")
+
+
+_NATIVE = "<" if sys.byteorder == "little" else ">"

@@ -1,0 +1,191 @@
+"""The node's parameters: one table of names, defaults, ranges and descriptions, and a typed snapshot.
+
+`config/nvs.yaml` sets the same names; `ros2 param describe /nvs_node <name>` shows the descriptions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.parameter import Parameter
+
+# The engine loads these once; changing them means a new engine, i.e. a restart.
+READ_ONLY = ("model_dir", "provider", "intra_op_threads", "image_qos")
+PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """A consistent snapshot of the parameters; the worker reads one per job (replaced, never mutated)."""
+
+    model_dir: str = ""
+    provider: str = "auto"
+    intra_op_threads: int = 1
+    image_qos: str = "sensor_data"
+    steps: int = 10
+    guidance: float = 1.0
+    seed: int = 0
+    object_distance: float = 1.0
+    training_fov_deg: float = 52.0
+    target_frames: list[str] = field(default_factory=list)
+    orbit_azimuths_deg: list[float] = field(default_factory=lambda: [90.0, 180.0, 270.0])
+    orbit_elevations_deg: list[float] = field(default_factory=lambda: [0.0])
+    max_targets: int = 16
+    output_size: int = 0
+    max_rate_hz: float = 0.0
+    publish_mosaic: bool = True
+    publish_frustums: bool = True
+    tf_timeout_s: float = 0.05
+    max_pending_requests: int = 2
+    log_throttle_s: float = 5.0
+    diagnostics_period_s: float = 1.0
+
+
+# name -> (description, (min, max) for numbers or None); ints and floats as rclpy will check them
+SPECS: dict[str, tuple[str, Any]] = {
+    "model_dir": (
+        "Model folder (encoder/denoiser/decoder ONNX + model.json); empty = the shipped "
+        "models/default. Read at start.",
+        None,
+    ),
+    "provider": (
+        f"ONNX Runtime execution provider: one of {PROVIDERS}. 'auto' = CUDA if a GPU is "
+        "visible, else CPU; a GPU asked for and not in use is an error. Read at start.",
+        None,
+    ),
+    "intra_op_threads": (
+        "ONNX Runtime intra-op threads; 0 = the engine's default. 1 by default: on a CPU shared with "
+        "other nodes, more threads spin-wait for each other (measured in benchmarks/bench_node.py). "
+        "Read at start.",
+        (0, 64),
+    ),
+    "image_qos": (
+        "QoS of the image and camera_info subscriptions: 'sensor_data' (best effort, keep last 5; "
+        "takes any publisher) or 'reliable' (keep last 1; needs a reliable publisher, and delivers "
+        "large images that best-effort DDS can lose between processes). Read at start.",
+        None,
+    ),
+    "steps": ("DDIM sampling steps (default: the model's). More = slower, often sharper.", (1, 1000)),
+    "guidance": ("Classifier-free guidance scale; 1 = off (one denoiser pass per step).", (0.0, 20.0)),
+    "seed": ("Seed of the sampler's noise; the same seed and input give the same views.", (0, 2**31 - 1)),
+    "object_distance": (
+        "Metres from the camera to the object centre; pose translations are scaled by "
+        "training_radius / object_distance.",
+        (0.01, 1000.0),
+    ),
+    "training_fov_deg": (
+        "Field of view of the training camera; with camera_info the node crops the "
+        "square with this field of view around the principal point.",
+        (1.0, 179.0),
+    ),
+    "target_frames": ("TF frames (optical frames) of target cameras, each published on views/<frame>.", None),
+    "orbit_azimuths_deg": (
+        "Orbit targets: azimuth deltas (deg) around the object centre; positive "
+        "moves the camera to its right. Published on views/orbit_az<a>_el<e>.",
+        None,
+    ),
+    "orbit_elevations_deg": (
+        "Orbit targets: elevation deltas (deg); empty = 0, one value = for all "
+        "azimuths, else one per azimuth.",
+        None,
+    ),
+    "max_targets": ("Most targets per input (TF + poses + orbit); extra targets are refused.", (1, 256)),
+    "output_size": ("Side of the published views in pixels; 0 = the model's size.", (0, 2048)),
+    "max_rate_hz": ("Most inputs processed per second; 0 = as fast as the engine goes.", (0.0, 1000.0)),
+    "publish_mosaic": ("Publish ~/mosaic (input crop + views in one image).", None),
+    "publish_frustums": ("Publish ~/frustums (camera frustum markers for RViz).", None),
+    "tf_timeout_s": ("How long the worker waits for a TF transform at the image stamp.", (0.0, 5.0)),
+    "max_pending_requests": ("Service calls queued at once; more are refused as busy.", (1, 64)),
+    "log_throttle_s": ("Seconds between log lines of one bad-input cause.", (0.0, 3600.0)),
+    "diagnostics_period_s": ("Period of the /diagnostics status.", (0.1, 60.0)),
+}
+
+_ARRAY_TYPES = {
+    "target_frames": Parameter.Type.STRING_ARRAY,
+    "orbit_azimuths_deg": Parameter.Type.DOUBLE_ARRAY,
+    "orbit_elevations_deg": Parameter.Type.DOUBLE_ARRAY,
+}
+
+
+def descriptor(name: str) -> ParameterDescriptor:
+    description, bounds = SPECS[name]
+    # Arrays are dynamically typed so that an empty list (which rclpy types as a byte array) can
+    # clear them; validate() checks the element types instead.
+    d = ParameterDescriptor(
+        description=description, read_only=name in READ_ONLY, dynamic_typing=name in _ARRAY_TYPES
+    )
+    if isinstance(bounds, tuple) and isinstance(bounds[0], int):
+        d.integer_range = [IntegerRange(from_value=bounds[0], to_value=bounds[1], step=1)]
+    elif isinstance(bounds, tuple):
+        d.floating_point_range = [FloatingPointRange(from_value=bounds[0], to_value=bounds[1], step=0.0)]
+    return d
+
+
+def declare(node, names, defaults: NodeConfig) -> None:
+    """Declare `names` with their descriptors; YAML / command-line overrides win over the defaults."""
+    for name in names:
+        value = getattr(defaults, name)
+        if name in _ARRAY_TYPES and not value:
+            # An empty list has no type for rclpy: declare it unset (read() treats that as empty).
+            node.declare_parameter(name, None, descriptor(name))
+        else:
+            node.declare_parameter(name, value, descriptor(name))
+
+
+def read(node, base: NodeConfig) -> NodeConfig:
+    """A NodeConfig from the node's current parameter values."""
+    values = {}
+    for f in fields(NodeConfig):
+        if not node.has_parameter(f.name):
+            continue
+        try:
+            values[f.name] = _value(node.get_parameter(f.name))
+        except ParameterUninitializedException:  # a typed array declared without a value: empty
+            values[f.name] = []
+    return NodeConfig(**{**base.__dict__, **values})
+
+
+def _value(param: Parameter):
+    value = param.value
+    if param.type_ == Parameter.Type.NOT_SET or value is None:
+        return []
+    if param.type_ == Parameter.Type.BYTE_ARRAY and len(value) == 0:
+        return []  # how rclpy types an untyped empty list
+    return list(value) if isinstance(value, list | tuple) or hasattr(value, "tolist") else value
+
+
+def validate(cfg: NodeConfig, num_train_timesteps: int) -> str | None:
+    """Why `cfg` cannot be used, or None. (Ranges are checked by rclpy from the descriptors.)"""
+    if cfg.image_qos not in ("sensor_data", "reliable"):
+        return f"image_qos must be 'sensor_data' or 'reliable', got {cfg.image_qos!r}"
+    if cfg.provider not in PROVIDERS:
+        return f"provider must be one of {PROVIDERS}, got {cfg.provider!r}"
+    if cfg.steps > num_train_timesteps:
+        return f"steps {cfg.steps} > the model's {num_train_timesteps} trained timesteps"
+    for name in _ARRAY_TYPES:
+        if not isinstance(getattr(cfg, name), list):
+            return f"{name} must be a list"
+    if any(
+        not isinstance(v, int | float) or isinstance(v, bool)
+        for v in [*cfg.orbit_azimuths_deg, *cfg.orbit_elevations_deg]
+    ):
+        return "orbit angles must be numbers (degrees)"
+    if any(not f or not isinstance(f, str) for f in cfg.target_frames):
+        return "target_frames must be non-empty frame names"
+    if len(set(cfg.target_frames)) != len(cfg.target_frames):
+        return "target_frames has duplicates"
+    az, el = cfg.orbit_azimuths_deg, cfg.orbit_elevations_deg
+    if not all(math.isfinite(v) for v in [*az, *el]):
+        return "orbit angles must be finite"
+    if len(el) > 1 and len(el) != len(az):
+        return f"{len(el)} orbit_elevations_deg for {len(az)} orbit_azimuths_deg (give 0, 1 or one each)"
+    if any(abs(v) >= 90.0 for v in el):
+        return "orbit_elevations_deg must be within (-90, 90)"
+    n = len(cfg.target_frames) + len(az)
+    if n > cfg.max_targets:
+        return f"{n} targets (target_frames + orbit_azimuths_deg) > max_targets {cfg.max_targets}"
+    return None
