@@ -337,9 +337,11 @@ def test_bad_model_folder(tmp_path):
 # --------------------------------------------------------------------------------- providers
 
 
-def test_unknown_provider_name():
+def test_unknown_provider_name_and_bad_threads():
     with pytest.raises(ValueError, match="provider must be one of"):
         Engine(FIXTURE, provider="metal")
+    with pytest.raises(ValueError, match="intra_op_threads"):
+        Engine(FIXTURE, intra_op_threads=0)
 
 
 def test_auto_provider_says_which(caplog):

@@ -99,6 +99,8 @@ class Engine:
     ) -> None:
         if provider not in PROVIDERS:
             raise ValueError(f"provider must be one of {PROVIDERS}, got {provider!r}")
+        if intra_op_threads is not None and not (isinstance(intra_op_threads, int) and intra_op_threads >= 1):
+            raise ValueError(f"intra_op_threads must be an integer >= 1 or None, got {intra_op_threads!r}")
         self.model_dir = Path(model_dir)
         self.info: ModelInfo = load_model_info(self.model_dir)
         self.schedule = S.NoiseSchedule(S.ScheduleConfig.from_dict(self.info.schedule))
