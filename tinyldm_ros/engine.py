@@ -26,7 +26,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +69,6 @@ class Timing:
     steps: int = 0
     views: int = 0
     denoiser_calls: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def gpu_present() -> bool:
@@ -263,8 +262,8 @@ class Engine:
 
     # ---------------------------------------------------------------- sampler plan / noise
 
-    def ddim_plan(self, steps: int, eta: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """Timesteps (descending int64) and per-step coefficients (steps, 3) so that one DDIM step is
+    def ddim_plan(self, steps: int, eta: float = 0.0) -> tuple[np.ndarray, list[tuple]]:
+        """Timesteps (descending int64) and per-step float32 coefficients so that one DDIM step is
         x_prev = c_x * x_t + c_eps * eps + c_noise * noise.
 
         The coefficients are read off tinyldm_ros.schedule.ddim_step itself (the step is linear in x_t,
