@@ -26,6 +26,8 @@ setup(
     install_requires=requirements("runtime"),
     extras_require={"train": requirements("train"), "ros": requirements("ros"), "dev": requirements("dev")},
     entry_points={
-        "console_scripts": [],
+        "console_scripts": [
+            "tinyldm-export=training.export:main",
+        ],
     },
 )

@@ -368,3 +368,16 @@ def test_cuda_runs_on_gpu_and_matches_cpu(engine):
     a = gpu.synthesize(image(), poses, seed=2)
     b = engine.synthesize(image(), poses, seed=2)
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
+
+
+def test_runtime_never_imports_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tinyldm_ros.engine, tinyldm_ros.model_folder;"
+        f"tinyldm_ros.engine.Engine({str(FIXTURE)!r}, provider='cpu').synthesize("
+        "__import__('numpy').zeros((8, 8, 3), 'uint8'), __import__('numpy').eye(4));"
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

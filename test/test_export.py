@@ -141,3 +141,31 @@ def test_cli_user_errors_exit_2_without_traceback(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and "export failed" in err and "no_vae.safetensors" in err and "Traceback" not in err
+
+
+def test_cli_exports_trainer_checkpoints(tmp_path, capsys):
+    ckpt = pytest.importorskip("training.checkpoint", reason="needs training.checkpoint (trainer)")
+    from training.config import load_config
+
+    cfg = load_config("tiny")
+    vae, unet = tiny_modules(3)
+    ckpt.save_checkpoint(tmp_path / "vae.safetensors", stage="vae", step=3, config=cfg, model=vae)
+    ckpt.save_checkpoint(
+        tmp_path / "unet.safetensors",
+        stage="unet",
+        step=5,
+        config=cfg,
+        model=unet,
+        extra={"latent_scale": 2.5},
+    )
+    out = tmp_path / "models" / "cli"
+    args = ["--vae", str(tmp_path / "vae.safetensors"), "--unet", str(tmp_path / "unet.safetensors")]
+    args += ["--out", str(out), "--machine", "test machine", "--steps", "8"]
+    assert E.main(args) == 0
+    assert "checked with the runtime loader" in capsys.readouterr().out
+    info = validate_model_folder(out)
+    assert info.latent_scale == 2.5 and info.sampler.steps == 8
+    assert info.schedule == ScheduleConfig(**vars(cfg.diffusion)).to_dict()
+    p = info.provenance
+    assert (p.vae_iterations, p.unet_iterations, p.machine) == (3, 5, "test machine")
+    assert p.export_command.startswith("python -m training.export --vae ") and "--steps 8" in p.export_command

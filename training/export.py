@@ -492,19 +492,20 @@ def load_real_views(
 
 
 def _load_modules(args: argparse.Namespace):
-    """Checkpoints (training.checkpoint format) -> (vae, unet, schedule, latent_scale, provenance, name)."""
+    """Checkpoints (training.checkpoint) -> (vae, unet, schedule, latent_scale, provenance, sampler)."""
     from training.checkpoint import checkpoint_extra, load_checkpoint
     from training.unet import UNet
     from training.vae import VAE
 
     vck = load_checkpoint(args.vae, stage="vae")
     uck = load_checkpoint(args.unet, stage="unet")
-    cfg = uck.config
+    cfg, vae_cfg = uck.config, vck.config.vae
     if args.config:
         from training.config import load_config
 
-        cfg = load_config(args.config)
-    vae, unet = VAE(cfg.vae), UNet(cfg.unet)
+        cfg = load_config(args.config)  # a config name (paper, tiny) or a YAML path
+        vae_cfg = cfg.vae
+    vae, unet = VAE(vae_cfg), UNet(cfg.unet)
     for what, module, ck in (("VAE", vae, vck), ("UNet", unet, uck)):
         try:
             module.load_state_dict(ck.inference_state_dict())
@@ -514,31 +515,28 @@ def _load_modules(args: argparse.Namespace):
     latent_scale = args.latent_scale if args.latent_scale is not None else extra.get("latent_scale")
     if latent_scale is None:
         raise ExportError(f"{args.unet}: no latent_scale in the checkpoint metadata; pass --latent-scale")
-    d = cfg.diffusion
-    schedule = S.ScheduleConfig(
-        num_timesteps=d.num_train_timesteps,
-        beta_schedule=d.beta_schedule,
-        beta_start=d.beta_start,
-        beta_end=d.beta_end,
-    )
-    wall = sum(float(checkpoint_extra(ck).get("wall_time_s", 0.0)) for ck in (vck, uck)) or None
     from training.config import to_dict
 
+    schedule = S.ScheduleConfig.from_dict(to_dict(cfg.diffusion))
+    wall = args.wall_time_s
+    if wall is None:  # recorded by the trainer in the checkpoints' metadata, when it does
+        wall = sum(float(checkpoint_extra(ck).get("wall_time_s", 0.0)) for ck in (vck, uck)) or None
     prov = Provenance(
         training_config=to_dict(cfg),
-        dataset=str(cfg.data.root),
+        dataset=args.dataset or str(cfg.data.root),
         vae_iterations=vck.step,
         unet_iterations=uck.step,
         wall_time_s=wall,
-        machine=str(extra.get("machine", "")),
+        machine=args.machine or str(extra.get("machine", "")),
         vae_checkpoint=str(args.vae),
         unet_checkpoint=str(args.unet),
     )
     sampler = SamplerDefaults(
         steps=args.steps,
         guidance=args.guidance if args.guidance is not None else float(cfg.sample.guidance_scale),
+        spacing=getattr(cfg.sample, "spacing", "trailing"),
     )
-    return vae, unet, schedule, float(latent_scale), prov, sampler, cfg.name
+    return vae, unet, schedule, float(latent_scale), prov, sampler
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -558,10 +556,13 @@ def main(argv: list[str] | None = None) -> int:
         "--guidance", type=float, help="default guidance (default: the config's sample.guidance_scale)"
     )
     ap.add_argument("--metrics", help="JSON file of evaluation metrics to record in model.json")
+    ap.add_argument("--dataset", help="data set named in the provenance (default: the config's data.root)")
+    ap.add_argument("--wall-time-s", type=float, help="training wall time for the provenance")
+    ap.add_argument("--machine", help="training machine for the provenance (e.g. '1x RTX 4090')")
     ap.add_argument("--tol", type=float, default=TOLERANCE, help="max abs difference ONNX vs PyTorch")
     args = ap.parse_args(argv)
     try:
-        vae, unet, schedule, latent_scale, prov, sampler, cfg_name = _load_modules(args)
+        vae, unet, schedule, latent_scale, prov, sampler = _load_modules(args)
         prov.export_command = "python -m training.export " + " ".join(
             shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
         )

@@ -1,0 +1,98 @@
+"""Synthesize novel views from checkpoints into a PNG grid: `python -m training.sample --out runs/paper`.
+
+For each of the first --instances objects of --split: the image of view --cond-view is encoded with
+the VAE, and --views target views spread over the object's cameras are generated from it and the
+relative poses. Per object, the top row is the conditioning image then the true target images, the
+bottom row the synthesized ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.checkpoint import checkpoint_extra, load_checkpoint
+from training.cli import UserError, run_cli
+from training.distributed import pick_device
+from training.grid import image_grid, to_uint8
+from training.nvs import generate, make_context
+from training.unet import UNet
+from training.vae import VAE
+from training.views import load_views, to_model_range
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="sample", description=__doc__.split("\n")[0])
+    p.add_argument("--out", required=True, type=Path, help="run folder with vae/ and unet/ checkpoints")
+    p.add_argument("--unet", type=Path, help="default: <out>/unet/checkpoint.safetensors")
+    p.add_argument("--vae", type=Path, help="default: <out>/vae/checkpoint.safetensors")
+    p.add_argument("--data", help="dataset root (default: data.root of the run)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--instances", type=int, default=4)
+    p.add_argument("--views", type=int, default=6, help="target views per object")
+    p.add_argument("--cond-view", type=int, default=0, help="index of the conditioning view in each object")
+    p.add_argument("--sampler", choices=["ddim", "ddpm"], help="default: the run's sample.sampler")
+    p.add_argument("--steps", type=int, help="default: the run's sample.steps")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the run's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--png", type=Path, help="default: <out>/samples_<split>.png")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    args = p.parse_args(argv)
+
+    device = pick_device(args.device)
+    unet_ckpt = load_checkpoint(args.unet or args.out / "unet" / "checkpoint.safetensors", stage="unet")
+    vae_ckpt = load_checkpoint(args.vae or args.out / "vae" / "checkpoint.safetensors", stage="vae")
+    cfg = unet_ckpt.config
+    latent_scale = float(checkpoint_extra(unet_ckpt)["latent_scale"])
+    s = cfg.sample
+    s = dataclasses.replace(
+        s,
+        sampler=args.sampler or s.sampler,
+        steps=args.steps or s.steps,
+        guidance_scale=s.guidance_scale if args.guidance is None else args.guidance,
+    )
+    if not 1 <= s.steps <= cfg.diffusion.num_timesteps:
+        raise UserError(f"--steps must be in [1, {cfg.diffusion.num_timesteps}], got {s.steps}")
+
+    unet = UNet(cfg.unet)
+    unet.load_state_dict(unet_ckpt.inference_state_dict())
+    vae = VAE(vae_ckpt.config.vae)
+    vae.load_state_dict(vae_ckpt.inference_state_dict())
+    unet, vae = unet.to(device).eval(), vae.to(device).eval()
+
+    root = args.data or cfg.data.root
+    views = load_views(root, args.split, vae_ckpt.config.vae.image_size, max_instances=args.instances)
+    rows = []
+    with torch.no_grad():
+        for k, name in enumerate(views.names):
+            lo, hi = int(views.offsets[k]), int(views.offsets[k + 1])
+            if not 0 <= args.cond_view < hi - lo:
+                raise UserError(f"--cond-view {args.cond_view}: object {name} has {hi - lo} views")
+            cond = lo + args.cond_view
+            targets = np.linspace(lo, hi - 1, args.views).round().astype(int)
+            x_cond = to_model_range(views.images[[cond]]).to(device)
+            z_cond = vae.encode(x_cond)[0] * latent_scale
+            ctx = make_context(
+                z_cond.expand(len(targets), -1, -1, -1), views.c2w[[cond] * len(targets)], views.c2w[targets]
+            )
+            z = generate(unet, ctx, cfg, s, seed=args.seed + k)
+            pred = to_uint8(vae.decode(z / latent_scale))
+            rows.append([views.images[cond].numpy(), *views.images[targets].numpy()])
+            rows.append([None, *pred])
+            print(f"{name}: cond view {args.cond_view}, targets {(targets - lo).tolist()}")
+    png = args.png or args.out / f"samples_{args.split}.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(rows).save(png)
+    print(f"{s.sampler}-{s.steps}, guidance {s.guidance_scale}: wrote {png}")
+
+
+def cli() -> None:
+    run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

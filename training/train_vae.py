@@ -1,0 +1,110 @@
+"""Train the tiny VAE: `python -m training.train_vae --config paper --data data/cars --out runs/paper`.
+
+Writes <out>/vae/: checkpoint.safetensors, config.yaml, log.csv, tb/, samples/step_*.png (top row:
+held-out views, bottom row: their reconstructions from the latent mean).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch import nn
+
+from training.cli import add_config_args, add_run_args, apply_threads, run_cli, stage_config, write_config
+from training.config import TrainConfig
+from training.distributed import DistInfo, setup, teardown
+from training.grid import image_grid, to_uint8
+from training.trainer import Stage, seed_init, train
+from training.vae import VAE, count_parameters, vae_loss
+from training.views import DataError, EpochOrder, ViewSet, load_views, to_model_range
+
+
+class VAEWithNoise(nn.Module):
+    """VAE forward with the reparameterisation noise passed in, so it comes from the step's generator
+    (reproducible on any device) while DDP still sees one forward call."""
+
+    def __init__(self, vae: VAE):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mean, logvar = self.vae.encode(x)
+        return self.vae.decode(mean + eps * torch.exp(0.5 * logvar)), mean, logvar
+
+
+def preview_views(cfg: TrainConfig, fallback: ViewSet, count: int = 8) -> torch.Tensor:
+    """`count` uint8 views spread over the validation split's objects (train split if there is none)."""
+    try:
+        views = load_views(cfg.data.root, cfg.data.val_split, cfg.data.image_size, max_instances=count)
+    except DataError:
+        views = fallback
+    idx = torch.linspace(0, views.num_views - 1, count).round().long()
+    return views.images[idx]
+
+
+def build_stage(cfg: TrainConfig, views: ViewSet, info: DistInfo, preview: torch.Tensor) -> Stage:
+    o = cfg.vae_train
+    seed_init(o.seed)
+    vae = VAE(cfg.vae)
+    order = EpochOrder(views.num_views, o.batch_size, o.seed, info.rank, info.world_size)
+    # the whole split lives on the training device: a batch is one gather, no host->device copy per step
+    images = views.images.to(info.device)
+    latent_shape = (cfg.vae.latent_channels, cfg.vae.latent_size, cfg.vae.latent_size)
+
+    def loss_fn(module: nn.Module, step: int, g: torch.Generator):
+        idx = order.batch(step).to(info.device)
+        x = to_model_range(images[idx])
+        eps = torch.randn((len(idx), *latent_shape), generator=g).to(info.device)
+        x_hat, mean, logvar = module(x, eps)
+        return vae_loss(x, x_hat.float(), mean.float(), logvar.float(), o.l1_weight, o.kl_weight, o.kl_norm)
+
+    def sample_fn(model: nn.Module, step: int):
+        x = to_model_range(preview).to(info.device)
+        recon = model.decode(model.encode(x)[0])
+        return image_grid([list(to_uint8(x)), list(to_uint8(recon))])
+
+    return Stage("vae", vae, VAEWithNoise(vae), o, loss_fn, sample_fn, {"params": count_parameters(vae)})
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="train_vae", description=__doc__.split("\n")[0])
+    add_config_args(p)
+    add_run_args(p)
+    args = p.parse_args(argv)
+    apply_threads(args)
+    stage_dir = args.out / "vae"
+    cfg = stage_config(args, stage_dir)
+    info = setup(args.ddp, args.device)
+    try:
+        views = load_views(cfg.data.root, cfg.data.train_split, cfg.data.image_size, cfg.data.max_instances)
+        if info.is_main:
+            write_config(cfg, stage_dir)
+            print(
+                f"VAE {count_parameters(VAE(cfg.vae)):,} params | {len(views.names)} objects, "
+                f"{views.num_views} views | {cfg.vae_train.iterations} iterations, "
+                f"batch {cfg.vae_train.batch_size} | device {info.device}"
+                + (f" x{info.world_size} (DDP)" if info.ddp else "")
+            )
+        stage = build_stage(cfg, views, info, preview_views(cfg, views))
+        path = train(
+            stage,
+            cfg,
+            stage_dir,
+            info,
+            resume=args.resume,
+            show_progress=not args.no_progress,
+            until=args.until,
+        )
+        if info.is_main:
+            print(f"VAE checkpoint: {path}")
+    finally:
+        teardown(info)
+
+
+def cli() -> None:
+    run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()
