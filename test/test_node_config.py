@@ -159,3 +159,14 @@ def test_tf_target_frames() -> None:  # pragma: no cover - needs a system ROS 2
         assert h.node.stats.rejected["tf"] >= 1  # missing_optical: logged and skipped, not fatal
     finally:
         h.close()
+
+
+def test_node_modules_never_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tinyldm_ros.node, tinyldm_ros.demo, tinyldm_ros.demo_source, tinyldm_ros.bad_inputs;"
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO).returncode == 0
