@@ -296,6 +296,7 @@ def model_card(info: ModelInfo) -> str:
         "",
         "```python",
         "from tinyldm_ros.engine import Engine",
+        "",
         f'engine = Engine("models/{info.name}")  # provider="auto" | "cpu" | "cuda" | "tensorrt"',
         "views = engine.synthesize(image_hwc_uint8, relative_poses)  # (N, 4, 4) -> (N, S, S, 3) uint8",
         "```",
