@@ -27,6 +27,10 @@ setup(
     extras_require={"train": requirements("train"), "ros": requirements("ros"), "dev": requirements("dev")},
     entry_points={
         "console_scripts": [
+            "tinyldm-train-vae = training.train_vae:cli",
+            "tinyldm-encode-latents = training.encode_latents:cli",
+            "tinyldm-train-unet = training.train_unet:cli",
+            "tinyldm-sample = training.sample:cli",
             "tinyldm-export=training.export:main",
         ],
     },

@@ -66,6 +66,8 @@ def main() -> None:
         nargs="+",
         help="torch CPU thread counts to compare (default: 1 and all cores; GPU: torch's)",
     )
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--tag", default="", help="suffix of the JSON file name")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
     n = args.steps
@@ -75,7 +77,7 @@ def main() -> None:
     sets += [f"{s}.sample_every=0" for s in ("vae_train", "unet_train")]
     if args.batch_size:
         sets += [f"{s}.batch_size={args.batch_size}" for s in ("vae_train", "unet_train")]
-    cfg = apply_overrides(load_config(args.config), sets)
+    cfg = apply_overrides(load_config(args.config), sets + args.overrides)
     paper = load_config(args.config)
     info = setup(False, args.device)
     load_before = os.getloadavg()
@@ -132,7 +134,11 @@ def main() -> None:
         "amp": {"vae": cfg.vae_train.amp, "unet": cfg.unet_train.amp}
         if info.device.type == "cuda"
         else "off (cpu)",
+        "compile": {"vae": cfg.vae_train.compile, "unet": cfg.unet_train.compile}
+        if info.device.type == "cuda"
+        else "none (cpu)",
         "timed_steps": n,
+        "overrides": args.overrides,
         "batch_size": {"vae": cfg.vae_train.batch_size, "unet": cfg.unet_train.batch_size},
         "paper_iterations": {"vae": vae_iters, "unet": unet_iters},
         "runs": rows,
@@ -160,7 +166,7 @@ def main() -> None:
         )
     args.out.mkdir(parents=True, exist_ok=True)
     tag = "cuda" if info.device.type == "cuda" else "cpu"
-    path = args.out / f"bench_train_{args.config}_{tag}.json"
+    path = args.out / f"bench_train_{args.config}_{tag}{args.tag}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {path}")
 

@@ -52,7 +52,8 @@ class OptimConfig:
     adam_betas: tuple[float, ...] = (0.9, 0.999)
     grad_clip: float = 1.0  # max global grad norm; 0 disables
     ema_decay: float = 0.0  # 0 disables the EMA copy of the weights
-    amp: str = "bf16"  # bf16 | fp16 | off; only used on CUDA
+    amp: str = "bf16"  # bf16 | fp16 | fp32 (autocast dtype on CUDA; CPU always runs fp32)
+    compile: str = "none"  # none | default | reduce-overhead | max-autotune: torch.compile mode (CUDA only)
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 1000
@@ -129,8 +130,13 @@ class TrainConfig:
             )
         for stage in ("vae_train", "unet_train"):
             o: OptimConfig = getattr(self, stage)
-            if o.amp not in ("bf16", "fp16", "off"):
-                raise ConfigError(f"{source}: {stage}.amp must be bf16, fp16 or off, got {o.amp!r}")
+            if o.amp not in ("bf16", "fp16", "fp32"):
+                raise ConfigError(f"{source}: {stage}.amp must be bf16, fp16 or fp32, got {o.amp!r}")
+            if o.compile not in ("none", "default", "reduce-overhead", "max-autotune"):
+                raise ConfigError(
+                    f"{source}: {stage}.compile must be none, default, reduce-overhead or max-autotune, "
+                    f"got {o.compile!r}"
+                )
             if o.lr_schedule not in ("constant", "cosine"):
                 raise ConfigError(
                     f"{source}: {stage}.lr_schedule must be constant or cosine, got {o.lr_schedule!r}"

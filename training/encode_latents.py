@@ -31,9 +31,18 @@ FORMAT = "tinyldm-latents/1"
 
 
 @torch.no_grad()
-def encode_views(vae: VAE, views: ViewSet, device: torch.device, batch_size: int, desc: str) -> torch.Tensor:
+def encode_views(
+    vae: VAE,
+    views: ViewSet,
+    device: torch.device,
+    batch_size: int,
+    desc: str = "encode",
+    progress: bool = True,
+) -> torch.Tensor:
+    """VAE posterior means [N, C, h, w] (float32, CPU) of all views."""
     means = []
-    for i in tqdm(range(0, views.num_views, batch_size), desc=desc, unit="batch", leave=False):
+    steps = range(0, views.num_views, batch_size)
+    for i in tqdm(steps, desc=desc, unit="batch", leave=False, disable=not progress):
         x = to_model_range(views.images[i : i + batch_size]).to(device)
         means.append(vae.encode(x)[0].float().cpu())
     return torch.cat(means)
@@ -57,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
 
     ckpt_path = args.vae or args.out / "vae" / "checkpoint.safetensors"
@@ -76,8 +86,10 @@ def main(argv: list[str] | None = None) -> None:
     tensors: dict[str, torch.Tensor] = {}
     names: dict[str, list[str]] = {}
     for split in splits:
-        views = load_views(d.root, split, d.image_size, d.max_instances)
-        tensors[f"{split}.mean"] = encode_views(vae, views, device, args.batch_size, f"encode {split}")
+        views = load_views(d.root, split, d.image_size, d.max_instances, progress=not args.no_progress)
+        tensors[f"{split}.mean"] = encode_views(
+            vae, views, device, args.batch_size, f"encode {split}", progress=not args.no_progress
+        )
         tensors[f"{split}.c2w"] = torch.from_numpy(views.c2w.copy())
         tensors[f"{split}.offsets"] = torch.from_numpy(views.offsets.copy())
         names[split] = views.names

@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--png", type=Path, help="default: <out>/samples_<split>.png")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
 
     device = pick_device(args.device)
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     unet, vae = unet.to(device).eval(), vae.to(device).eval()
 
     root = args.data or cfg.data.root
-    views = load_views(root, args.split, vae_ckpt.config.vae.image_size, max_instances=args.instances)
+    size = vae_ckpt.config.vae.image_size
+    views = load_views(root, args.split, size, max_instances=args.instances, progress=not args.no_progress)
     rows = []
     with torch.no_grad():
         for k, name in enumerate(views.names):

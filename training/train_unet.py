@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tinyldm_ros import schedule as S
 from training.checkpoint import load_checkpoint
 from training.cli import (
     UserError,
@@ -58,7 +59,8 @@ def build_stage(cfg: TrainConfig, latents: Latents, info: DistInfo, vae: VAE | N
     instance_of = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     z_dev = z_all.to(info.device)
     order = EpochOrder(len(z_all), o.batch_size, o.seed, info.rank, info.world_size)
-    noiser = DDPMScheduler(cfg.diffusion)  # add_noise = the shared schedule's q(x_t | x_0)
+    # q(x_t | x_0) with the shared schedule's arrays and add_noise maths, alpha_bar kept on the device
+    acp = DDPMScheduler(cfg.diffusion).alphas_cumprod.to(info.device, torch.float32)
     T = cfg.diffusion.num_timesteps
 
     def loss_fn(module: nn.Module, step: int, g: torch.Generator):
@@ -71,7 +73,7 @@ def build_stage(cfg: TrainConfig, latents: Latents, info: DistInfo, vae: VAE | N
         context = make_context(z_dev[cond.to(info.device)], c2w[cond.numpy()], c2w[target.numpy()])
         context = context * keep.to(info.device)[:, None]
         t, noise = t.to(info.device), noise.to(info.device)
-        x_t = noiser.add_noise(z_dev[target.to(info.device)], noise, t)
+        x_t = S.add_noise(z_dev[target.to(info.device)], noise, acp[t].view(B, 1, 1, 1))
         pred = module(x_t, t, context).float()
         loss = F.l1_loss(pred, noise) if o.loss == "l1" else F.mse_loss(pred, noise)
         return loss, {}

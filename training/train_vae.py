@@ -33,10 +33,10 @@ class VAEWithNoise(nn.Module):
         return self.vae.decode(mean + eps * torch.exp(0.5 * logvar)), mean, logvar
 
 
-def preview_views(cfg: TrainConfig, fallback: ViewSet, count: int = 8) -> torch.Tensor:
+def preview_views(cfg: TrainConfig, fallback: ViewSet, count: int = 8, progress: bool = True) -> torch.Tensor:
     """`count` uint8 views spread over the validation split's objects (train split if there is none)."""
     try:
-        views = load_views(cfg.data.root, cfg.data.val_split, cfg.data.image_size, max_instances=count)
+        views = load_views(cfg.data.root, cfg.data.val_split, cfg.data.image_size, count, progress)
     except DataError:
         views = fallback
     idx = torch.linspace(0, views.num_views - 1, count).round().long()
@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> None:
     cfg = stage_config(args, stage_dir)
     info = setup(args.ddp, args.device)
     try:
-        views = load_views(cfg.data.root, cfg.data.train_split, cfg.data.image_size, cfg.data.max_instances)
+        d = cfg.data
+        views = load_views(
+            d.root, d.train_split, d.image_size, d.max_instances, progress=not args.no_progress
+        )
         if info.is_main:
             write_config(cfg, stage_dir)
             print(
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"batch {cfg.vae_train.batch_size} | device {info.device}"
                 + (f" x{info.world_size} (DDP)" if info.ddp else "")
             )
-        stage = build_stage(cfg, views, info, preview_views(cfg, views))
+        stage = build_stage(cfg, views, info, preview_views(cfg, views, progress=not args.no_progress))
         path = train(
             stage,
             cfg,

@@ -76,7 +76,7 @@ def lr_at(step: int, o: OptimConfig) -> float:
 def amp_context(
     device: torch.device, amp: str
 ) -> tuple[contextlib.AbstractContextManager, torch.amp.GradScaler]:
-    use = device.type == "cuda" and amp != "off"
+    use = device.type == "cuda" and amp != "fp32"
     dtype = torch.float16 if amp == "fp16" else torch.bfloat16
     ctx = torch.autocast("cuda", dtype=dtype) if use else contextlib.nullcontext()
     return ctx, torch.amp.GradScaler("cuda", enabled=use and amp == "fp16")
@@ -132,6 +132,11 @@ def train(
         device_ids = [info.device.index] if info.device.type == "cuda" else None
         train_module = DistributedDataParallel(train_module, device_ids=device_ids)
 
+    if o.compile != "none" and info.device.type == "cuda":
+        # CUDA only: these models are launch-bound on a GPU, which compile (CUDA graphs) fixes, while on
+        # a CPU it would only add minutes of compilation. Weights are still saved from `model`.
+        train_module = torch.compile(train_module, mode=o.compile)
+
     log = RunLog(out_dir, start) if info.is_main else None
     last_good = ckpt_file if resume else None
     if info.is_main:
@@ -172,24 +177,39 @@ def train(
     model.train()
     t_last, n_last = time.perf_counter(), start
     stop = o.iterations if until is None else min(until, o.iterations)
+    # dropout is the only consumer of the global RNG inside the models; reseeding it per step keeps
+    # resumed runs exact even on several ranks (checkpoints hold rank 0's RNG state only)
+    reseed_global = any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules())
+    pending: list[torch.Tensor] = []  # losses not yet checked: the GPU is only synced at log/checkpoint steps
+
+    def check_losses(done: int) -> float:
+        """Raise on the first non-finite loss since the last check; returns the latest (rank-mean) loss."""
+        values = all_reduce_mean(torch.stack(pending).float(), info).tolist()
+        first = done - len(values) + 1
+        pending.clear()
+        for i, v in enumerate(values):
+            if not math.isfinite(v):
+                where = (
+                    f"{last_good} (step {load_checkpoint(last_good).step})"
+                    if last_good
+                    else "none written yet"
+                )
+                raise NonFiniteLossError(
+                    f"{stage.name} training stopped: the loss is {v} at step {first + i}; "
+                    f"last good checkpoint: {where}. Lower {stage.name}_train.lr or check the data."
+                )
+        return values[-1]
+
     for step in range(start, stop):
         lr = lr_at(step, o)
         for group in optimizer.param_groups:
             group["lr"] = lr
         g = step_generator(o.seed, step, info.rank)
-        torch.manual_seed(mix_seed(o.seed, step, info.rank, 1))  # dropout etc. in the models
+        if reseed_global:
+            torch.manual_seed(mix_seed(o.seed, step, info.rank, 1))
         with autocast:
             loss, metrics = stage.loss_fn(train_module, step, g)
-        loss_value = all_reduce_mean(loss.detach().float(), info).item()
-        if not math.isfinite(loss_value):
-            where = (
-                f"{last_good} (step {load_checkpoint(last_good).step})" if last_good else "none written yet"
-            )
-            raise NonFiniteLossError(
-                f"{stage.name} training stopped: the loss is {loss_value} at step {step + 1} "
-                f"(lr {lr:.3g}); last good checkpoint: {where}. "
-                f"Lower {stage.name}_train.lr or check the data."
-            )
+        pending.append(loss.detach())
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         grad_norm = None
@@ -203,21 +223,27 @@ def train(
         done = step + 1
         bar.update(1)
 
-        if done % o.log_every == 0 or done == stop:
+        log_now = done % o.log_every == 0 or done == stop
+        ckpt_now = done % o.checkpoint_every == 0 or done == stop
+        sample_now = bool(o.sample_every) and (done % o.sample_every == 0 or done == o.iterations)
+        if not (log_now or ckpt_now or sample_now):
+            continue
+        loss_value = check_losses(done)  # before anything is written: no checkpoint ever holds NaN weights
+        if log_now:
             # every rank joins the all-reduce of the metrics; only rank 0 writes them
-            reduced = {k: all_reduce_mean(v.detach().float(), info).item() for k, v in metrics.items()}
-        if log is not None and (done % o.log_every == 0 or done == stop):
-            now = time.perf_counter()
-            scalars = {"loss": loss_value, "lr": lr, **reduced}
+            scalars = {"loss": loss_value, "lr": lr}
+            scalars.update({k: all_reduce_mean(v.detach().float(), info).item() for k, v in metrics.items()})
             if grad_norm is not None:
                 scalars["grad_norm"] = float(grad_norm)
-            scalars["it_per_s"] = (done - n_last) / max(now - t_last, 1e-9)
-            t_last, n_last = now, done
-            log.log(done, scalars)
-            bar.set_postfix(loss=f"{loss_value:.4f}")
-        if done % o.checkpoint_every == 0 or done == stop:
+            if log is not None:
+                now = time.perf_counter()
+                scalars["it_per_s"] = (done - n_last) / max(now - t_last, 1e-9)
+                t_last, n_last = now, done
+                log.log(done, scalars)
+                bar.set_postfix(loss=f"{loss_value:.4f}")
+        if ckpt_now:
             save(done)
-        if o.sample_every and (done % o.sample_every == 0 or done == o.iterations):
+        if sample_now:
             write_samples(done)
     bar.close()
     if start >= o.iterations and not ckpt_file.exists():
