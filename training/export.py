@@ -1,6 +1,7 @@
 """Export trained checkpoints to a model folder (ONNX graphs + model.json + model card), verified.
 
-    python -m training.export --vae runs/paper/vae.safetensors --unet runs/paper/unet.safetensors \\
+    python -m training.export --vae runs/paper/vae/checkpoint.safetensors \\
+        --unet runs/paper/unet/checkpoint.safetensors \\
         --out models/default [--data data/cars/test]
 
 Each graph is checked against PyTorch on random inputs (batch 1 and a larger batch, so the dynamic
