@@ -151,3 +151,38 @@ def test_cli_reports_missing_checkpoints_without_traceback(tmp_path, capsys):
         ev.cli(["--run", str(tmp_path / "nope"), "--data", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_evaluate_cli_on_a_real_tiny_run(tmp_path, capsys):
+    """render -> train VAE -> encode latents -> train UNet (a few steps each) -> evaluate CLI."""
+    from training import encode_latents, render, train_unet, train_vae
+
+    data, run = tmp_path / "cars", tmp_path / "run"
+    render.main(["--out", str(data), "--train", "2", "--val", "1", "--test", "2", "--views", "5"]
+                + ["--test-views", "9", "--render-size", "64", "--workers", "1"])  # fmt: skip
+    common = ["--config", "tiny", "--out", str(run), "--data", str(data), "--device", "cpu", "--no-progress"]
+    for stage in ("vae_train", "unet_train"):
+        common += ["--set", f"{stage}.iterations=2", "--set", f"{stage}.sample_every=0"]
+    train_vae.main(common)
+    encode_latents.main(["--out", str(run), "--device", "cpu"])
+    train_unet.main(common)
+    out = tmp_path / "eval"
+    argv = ["--run", str(run), "--data", str(data), "--out", str(out), "--samplers", "ddim-2", "ddpm-3"]
+    argv += [
+        "--targets-per-object",
+        "3",
+        "--sweep-angles",
+        "4",
+        "--sweep-sampler",
+        "ddim-2",
+        "--device",
+        "cpu",
+    ]
+    assert ev.main([*argv, "--no-progress"]) == 0
+    summary = json.loads((out / "eval.json").read_text())
+    assert summary["num_objects"] == 2 and summary["num_pairs"] == 6
+    assert summary["meta"]["unet_step"] == 2 and summary["meta"]["split"] == "test"
+    assert set(summary["methods"]) == {"copy_input", "vae_roundtrip", "ddim-2", "ddpm-3"}
+    assert (out / "sweep.png").is_file() and (out / "azimuth.png").is_file()
+    assert "| ddpm-3 |" in capsys.readouterr().out

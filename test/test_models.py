@@ -68,6 +68,8 @@ def test_paper_parameter_counts_are_within_5_percent():
 def test_params_command_prints_totals(capsys):
     assert params.main(["--config", "paper"]) == 0
     out = capsys.readouterr().out
+    assert params.main(["--config", "paper", "--set", "vae.base_channels=7"]) == 2
+    assert "GroupNorm" in capsys.readouterr().err
     n_vae = count_parameters(VAE(VAEConfig.paper()))
     assert "vae total" in out and f"{n_vae:,d}" in out and f"{params.PAPER_UNET_PARAMS:,d}" in out
     rows = dict((name, n) for name, n, _ in params.param_table(VAEConfig.paper(), UNetConfig.paper()))

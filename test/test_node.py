@@ -217,3 +217,20 @@ def test_rate_cap_output_size_and_diagnostics(harness: Harness) -> None:
     values = ours()
     assert int(values["dropped"]) > 0 and float(values["latency_p50_ms"]) > 0
     assert values["execution_provider"] == "CPUExecutionProvider"
+
+
+@pytest.mark.parametrize(
+    "harness", [{"orbit_azimuths_deg": [15.0], "steps": 1, "image_qos": "reliable"}], indirect=True
+)
+def test_reliable_image_qos_for_large_images(harness: Harness) -> None:
+    from rclpy.qos import QoSProfile
+
+    reliable = harness.client.create_publisher(Image, "image", QoSProfile(depth=5))
+    combined = harness.record(SynthesizedViews, "synthesized_views")
+    harness.wait_connected(reliable)
+    assert harness.image_pub.get_subscription_count() == 0  # best effort cannot feed a reliable reader
+    assert wait_for(harness.node._wants_views)
+    for i in range(5):
+        reliable.publish(_stamped(numpy_to_image(random_image(480, 640, seed=i), "rgb8")))
+        time.sleep(0.05)
+    assert wait_for(lambda: len(combined) >= 3)

@@ -118,11 +118,13 @@ def test_launch_files_declare_the_documented_arguments() -> None:
     not HAVE_LAUNCH, reason="launch / launch_ros not installed (ROS 2 from PyPI has no launch)"
 )
 def test_launch_descriptions_load() -> None:  # pragma: no cover - needs a system ROS 2
-    from launch.launch_description_sources import PythonLaunchDescriptionSource
+    from launch.actions import DeclareLaunchArgument
+    from launch.launch_description_sources import get_launch_description_from_python_launch_file
 
-    for name in ("nvs.launch.py", "demo.launch.py"):
-        description = PythonLaunchDescriptionSource(str(REPO / "launch" / name)).get_launch_description(None)
-        assert description.entities
+    for name, expected in (("nvs.launch.py", {"model", "image", "use_rviz"}), ("demo.launch.py", {"data"})):
+        description = get_launch_description_from_python_launch_file(str(REPO / "launch" / name))
+        declared = {e.name for e in description.entities if isinstance(e, DeclareLaunchArgument)}
+        assert expected <= declared
 
 
 @pytest.mark.skipif(not HAVE_TF2, reason="tf2_ros not installed (ROS 2 from PyPI has no tf2_ros)")
@@ -157,3 +159,14 @@ def test_tf_target_frames() -> None:  # pragma: no cover - needs a system ROS 2
         assert h.node.stats.rejected["tf"] >= 1  # missing_optical: logged and skipped, not fatal
     finally:
         h.close()
+
+
+def test_node_modules_never_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tinyldm_ros.node, tinyldm_ros.demo, tinyldm_ros.demo_source, tinyldm_ros.bad_inputs;"
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO).returncode == 0

@@ -107,6 +107,8 @@ def test_fuzz_bad_inputs_node_keeps_running_and_keeps_its_rate() -> None:
                 causes.add(cause)
 
         before = len(combined)
+        good_done_before = node.stats.processed + node.stats.dropped
+        received_before, rejected_before = node.stats.received, node.stats.rejected["image"]
         publish_at(h, 20.0, 25, on_tick=abuse)
         good = 45  # the two publish_at runs
 
@@ -120,8 +122,15 @@ def test_fuzz_bad_inputs_node_keeps_running_and_keeps_its_rate() -> None:
         print(f"bad images sent {n_bad_images}, arrived {arrived_bad}; outputs {baseline} -> {under_abuse}")
         assert time.monotonic() - t0 < 30.0
         assert n_bad_images > 200 and len(causes) >= 12
-        # Bad images never displace good ones, so the good 20 Hz stream keeps its output rate.
-        assert under_abuse / 25 >= 0.7 * baseline / 20, (under_abuse, baseline)
+        # Bad images never displace good ones: each of the 25 good frames was processed, or dropped
+        # for a newer good one (latest-only, when this loaded process falls behind)...
+        good_arrived = (node.stats.received - received_before) - (
+            node.stats.rejected["image"] - rejected_before
+        )
+        assert node.stats.processed + node.stats.dropped - good_done_before == good_arrived >= 20
+        # ...so the stream keeps its output rate (loosely: the fuzzer shares this process's CPU;
+        # benchmarks/stress_node.py measures the rate with the node in its own process).
+        assert under_abuse / 25 >= 0.5 * baseline / 20, (under_abuse, baseline)
         rejected = node.stats.snapshot()
         # Best-effort (sensor data) QoS may lose some of a 300 msg/s burst; most must arrive.
         assert rejected["rejected_image"] == arrived_bad >= 0.5 * n_bad_images

@@ -31,7 +31,10 @@ def export_command(provenance: Provenance | None, out_dir: str | Path = "models/
     """The command that (re-)creates a model folder; the exact one when the folder recorded it."""
     if provenance is not None and provenance.export_command:
         return provenance.export_command
-    return f"python -m training.export --vae <vae.safetensors> --unet <unet.safetensors> --out {out_dir}"
+    return (
+        "python -m training.export --vae <run>/vae/checkpoint.safetensors "
+        f"--unet <run>/unet/checkpoint.safetensors --out {out_dir}"
+    )
 
 
 @dataclass

@@ -159,7 +159,7 @@ class NvsNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._ensure_view_publishers(self._stream_target_names(cfg))
 
-        image_qos = qos_profile_sensor_data if cfg.image_qos == "sensor_data" else QoSProfile(depth=1)
+        image_qos = qos_profile_sensor_data if cfg.image_qos == "sensor_data" else QoSProfile(depth=5)
         self.create_subscription(Image, "image", self._on_image, image_qos)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, image_qos)
         self.create_subscription(PoseArray, "target_poses", self._on_target_poses, 5)
@@ -238,7 +238,7 @@ class NvsNode(Node):
         return response
 
     def _on_set_parameters(self, params: list[rclpy.parameter.Parameter]) -> SetParametersResult:
-        changes = {p.name: node_params._value(p) for p in params if p.name in node_params.SPECS}
+        changes = {p.name: node_params.value_of(p) for p in params if p.name in node_params.SPECS}
         for name in changes:
             if name in node_params.READ_ONLY:
                 return SetParametersResult(

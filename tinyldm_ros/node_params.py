@@ -65,7 +65,7 @@ SPECS: dict[str, tuple[str, Any]] = {
     ),
     "image_qos": (
         "QoS of the image and camera_info subscriptions: 'sensor_data' (best effort, keep last 5; "
-        "takes any publisher) or 'reliable' (keep last 1; needs a reliable publisher, and delivers "
+        "takes any publisher) or 'reliable' (keep last 5; needs a reliable publisher, and delivers "
         "large images that best-effort DDS can lose between processes). Read at start.",
         None,
     ),
@@ -143,13 +143,13 @@ def read(node, base: NodeConfig) -> NodeConfig:
         if not node.has_parameter(f.name):
             continue
         try:
-            values[f.name] = _value(node.get_parameter(f.name))
+            values[f.name] = value_of(node.get_parameter(f.name))
         except ParameterUninitializedException:  # a typed array declared without a value: empty
             values[f.name] = []
     return NodeConfig(**{**base.__dict__, **values})
 
 
-def _value(param: Parameter):
+def value_of(param: Parameter):
     value = param.value
     if param.type_ == Parameter.Type.NOT_SET or value is None:
         return []

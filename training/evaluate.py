@@ -27,10 +27,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tinyldm_ros.poses import azimuth_elevation, relative_transform, rotation_about_axis
+from tinyldm_ros.poses import azimuth_elevation, rotation_about_axis
 from tinyldm_ros.preprocess import postprocess, uint8_to_model
 from tinyldm_ros.schedule import ScheduleConfig
 from training import metrics
+from training.nvs import make_context
 from training.sampler import DDIMScheduler, DDPMScheduler, sample
 from training.srn_dataset import SRNInstance
 from training.unet import UNet
@@ -145,12 +146,6 @@ def decode_uint8(models: Models, latents: torch.Tensor, batch_size: int) -> np.n
         for s in range(0, len(latents), batch_size)
     ]
     return np.concatenate(out)
-
-
-def make_context(z_cond: torch.Tensor, c2w_cond: np.ndarray, c2w_target: np.ndarray) -> torch.Tensor:
-    """design.md: concat(z_cond.flatten(), (inv(c2w_cond) @ c2w_target).flatten()), float32 [B, K]."""
-    rel = torch.from_numpy(relative_transform(c2w_cond, c2w_target).reshape(len(z_cond), 16))
-    return torch.cat([z_cond.flatten(1).float(), rel.to(z_cond.device, torch.float32)], dim=1)
 
 
 @torch.no_grad()

@@ -1,6 +1,7 @@
 """Export trained checkpoints to a model folder (ONNX graphs + model.json + model card), verified.
 
-    python -m training.export --vae runs/paper/vae.safetensors --unet runs/paper/unet.safetensors \\
+    python -m training.export --vae runs/paper/vae/checkpoint.safetensors \\
+        --unet runs/paper/unet/checkpoint.safetensors \\
         --out models/default [--data data/cars/test]
 
 Each graph is checked against PyTorch on random inputs (batch 1 and a larger batch, so the dynamic
@@ -209,28 +210,32 @@ def _inputs_real(
     }
 
 
-@torch.no_grad()
-def verify_graphs(
-    folder: Path,
-    modules: dict[str, nn.Module],
+def verification_inputs(
     info: ModelInfo,
     vae: nn.Module,
     real_images: np.ndarray | None,
     real_poses: np.ndarray | None,
-    tol: float,
     seed: int = 0,
-) -> dict[str, float]:
+) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
+    """Input sets per graph: random at batch 1 and 5 (the dynamic axis), and real data if given."""
     gen = torch.Generator().manual_seed(seed)
     sets = {"random_b1": _inputs_random(info, 1, gen), "random_b5": _inputs_random(info, 5, gen)}
     if real_images is not None and len(real_images):
         sets["real"] = _inputs_real(info, vae, real_images, real_poses, gen)
+    return sets
+
+
+@torch.no_grad()
+def verify_graph(
+    path: Path, role: str, module: nn.Module, sets: dict[str, dict[str, dict[str, torch.Tensor]]], tol: float
+) -> dict[str, float]:
+    """Max abs difference of one ONNX graph vs its PyTorch module on every input set (fails above tol)."""
+    sess = _ort_session(path)
     diffs: dict[str, float] = {}
-    for role, fname in ONNX_FILES.items():
-        sess = _ort_session(folder / fname)
-        for set_name, inputs in sets.items():
-            feeds = inputs[role]
-            ort_out = sess.run(None, {k: v.numpy() for k, v in feeds.items()})[0]
-            _compare(f"{role}/{set_name}", modules[role](*feeds.values()), ort_out, tol, diffs)
+    for set_name, inputs in sets.items():
+        feeds = inputs[role]
+        ort_out = sess.run(None, {k: v.numpy() for k, v in feeds.items()})[0]
+        _compare(f"{role}/{set_name}", module(*feeds.values()), ort_out, tol, diffs)
     return diffs
 
 
@@ -292,6 +297,7 @@ def model_card(info: ModelInfo) -> str:
         "",
         "```python",
         "from tinyldm_ros.engine import Engine",
+        "",
         f'engine = Engine("models/{info.name}")  # provider="auto" | "cpu" | "cuda" | "tensorrt"',
         "views = engine.synthesize(image_hwc_uint8, relative_poses)  # (N, 4, 4) -> (N, S, S, 3) uint8",
         "```",
@@ -420,15 +426,17 @@ def export_model_folder(
             "decoder": Decode(vae),
         }
         ex = _inputs_random(info, 2, torch.Generator().manual_seed(0))
-        for role, module in modules.items():
+        sets = verification_inputs(info, vae, real_images, real_poses)
+        info.verification = {}
+        for role, module in modules.items():  # export and verify one graph at a time: fail early
             names = list(ex[role])
             out_name = info.expected_io()[role][1][0][0]
             log(f"export: {role} -> {ONNX_FILES[role]}")
             with single_token_attention_shortcut():
                 export_onnx(module, tuple(ex[role].values()), tmp / ONNX_FILES[role], names, [out_name])
-        # model.json first (verification runs the runtime on this folder), then the diffs into it
+            info.verification.update(verify_graph(tmp / ONNX_FILES[role], role, module, sets, tol))
+        # model.json first (the pipeline check runs the runtime on this folder), then the diffs into it
         save_model_info(info, tmp)
-        info.verification = verify_graphs(tmp, modules, info, vae, real_images, real_poses, tol)
         info.verification.update(verify_pipeline(tmp, vae, unet, info, PIPELINE_TOLERANCE, real_images))
         save_model_info(info, tmp)
         (tmp / "README.md").write_text(model_card(info))
@@ -560,7 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wall-time-s", type=float, help="training wall time for the provenance")
     ap.add_argument("--machine", help="training machine for the provenance (e.g. '1x RTX 4090')")
     ap.add_argument("--tol", type=float, default=TOLERANCE, help="max abs difference ONNX vs PyTorch")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (tiny tensors: 1 is fastest)")
     args = ap.parse_args(argv)
+    torch.set_num_threads(max(1, args.threads))
     try:
         vae, unet, schedule, latent_scale, prov, sampler = _load_modules(args)
         prov.export_command = "python -m training.export " + " ".join(

@@ -51,15 +51,20 @@ def format_table(rows: list[tuple[str, int, int | None]]) -> str:
     return "\n".join(lines)
 
 
-CONFIGS = {"paper": (VAEConfig.paper, UNetConfig.paper), "tiny": (VAEConfig.tiny, UNetConfig.tiny)}
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="paper", choices=sorted(CONFIGS), help="model config name")
+    from training.config import ConfigError, load_config
+
+    parser = argparse.ArgumentParser(prog="python -m training.params", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="paper", help="config name in training/configs/ or a YAML path")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    vae_cfg, unet_cfg = (make() for make in CONFIGS[args.config])
-    print(format_table(param_table(vae_cfg, unet_cfg, compare_to_paper=args.config == "paper")))
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as e:
+        print(f"params: error: {e}", file=sys.stderr)
+        return 2
+    print(f"config {cfg.name}")
+    print(format_table(param_table(cfg.vae, cfg.unet, compare_to_paper=cfg.name == "paper")))
     return 0
 
 
