@@ -196,6 +196,21 @@ def test_ddp_world_size_one_gloo_matches_single_process(cars: Path, tmp_path: Pa
     assert _losses(tmp_path / "ddp") == _losses(tmp_path / "plain")
 
 
+def test_torchrun_two_ranks_on_cpu(cars: Path, tmp_path: Path):
+    """Two gloo ranks on the CPU: batches split over the ranks, metrics all-reduced, one checkpoint."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += ["-m", "training.train_unet", "--config", "tiny", "--out", str(tmp_path), "--device", "cpu"]
+    cmd += ["--set", "unet_train.iterations=4", "--set", "unet_train.log_every=1", "--no-progress"]
+    _run(train_vae, "--config", "tiny", "--data", cars, "--out", tmp_path, "--set", "vae_train.iterations=2")
+    _run(encode_latents, "--out", tmp_path)
+    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "x2 (DDP)" in proc.stdout
+    losses = _losses(tmp_path, "unet")
+    assert sorted(losses) == [1, 2, 3, 4] and all(np.isfinite(v) for v in losses.values())
+    assert load_checkpoint(tmp_path / "unet/checkpoint.safetensors").step == 4
+
+
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [

@@ -13,6 +13,7 @@ import copy
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +144,8 @@ def train(
 
     ema_avg = EMA(ema, model, o.ema_decay) if ema is not None else None
     if info.ddp:
+        # 1x1 convs' gradients come back with strides DDP's buckets do not expect: harmless, only a copy
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         device_ids = [info.device.index] if info.device.type == "cuda" else None
         train_module = DistributedDataParallel(train_module, device_ids=device_ids)
 
