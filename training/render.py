@@ -146,7 +146,7 @@ def _render_job(job: tuple[RenderSpec, str, int, Path]) -> str:
 
 def _init_worker() -> None:
     global _renderer
-    _renderer = None  # never share a pybullet client inherited from the parent through fork
+    _renderer = None  # each worker opens its own pybullet client, never one copied from a parent
 
 
 def render_dataset(
@@ -173,7 +173,10 @@ def render_dataset(
                 _render_job(job)
                 bar.update()
         else:
-            with mp.get_context("fork").Pool(workers, initializer=_init_worker) as pool:
+            # forkserver, not fork: a forked child of a threaded parent (a ROS executor, DDS, torch)
+            # can deadlock on a lock copied mid-use, and it inherits handlers (rclpy catches SIGTERM)
+            # that make Pool.terminate wait forever.
+            with mp.get_context("forkserver").Pool(workers, initializer=_init_worker) as pool:
                 for _ in pool.imap_unordered(_render_job, jobs, chunksize=4):
                     bar.update()
         bar.close()

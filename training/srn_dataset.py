@@ -155,7 +155,10 @@ def load_split(
             out.append(_load_job(job))
             bar.update()
     else:
-        with mp.get_context("fork").Pool(workers) as pool:
+        # forkserver, not fork: a forked child of a threaded parent (a ROS executor, DDS, torch)
+        # can deadlock on a lock copied mid-use, and it inherits handlers (rclpy catches SIGTERM)
+        # that make Pool.terminate wait forever.
+        with mp.get_context("forkserver").Pool(workers) as pool:
             for inst in pool.imap(_load_job, jobs, chunksize=8):
                 out.append(inst)
                 bar.update()
