@@ -73,3 +73,59 @@ def test_bad_messages_raise_a_clear_error(change: dict, message: str) -> None:
 def test_numpy_to_image_refuses_a_mismatched_array() -> None:
     with pytest.raises(ImageConversionError, match="does not fit 'mono16'"):
         numpy_to_image(_array("rgb8"), "mono16")
+
+
+# The layout code of ROS 2 cv_bridge's CvBridge.imgmsg_to_cv2 (vision_opencv, humble..rolling): it
+# sizes rows as int(step / itemsize / channels) pixels with default strides, so a `step` that is not
+# a whole number of pixels shifts every row. cv_bridge cannot be installed here; this file stands in
+# for it on a system ROS install, where it is importable.
+_ROS2_CV_BRIDGE = """
+import sys
+import numpy as np
+
+_ENC = {"rgb8": (np.uint8, 3), "rgb16": (np.uint16, 3), "mono8": (np.uint8, 1)}
+
+
+class CvBridge:
+    def imgmsg_to_cv2(self, img_msg, desired_encoding="passthrough"):
+        dtype, n_channels = _ENC[img_msg.encoding]
+        dtype = np.dtype(dtype).newbyteorder(">" if img_msg.is_bigendian else "<")
+        buf = np.asarray(img_msg.data, dtype=np.uint8)
+        shape = (img_msg.height, int(img_msg.step / dtype.itemsize / n_channels), n_channels)
+        im = np.ndarray(shape=shape, dtype=dtype, buffer=buf)
+        im = np.ascontiguousarray(im[: img_msg.height, : img_msg.width, :])
+        if img_msg.is_bigendian == (sys.byteorder == "little"):
+            im = im.byteswap().newbyteorder()
+        return im
+"""
+
+_DECODE_PADDED = """
+import numpy as np
+from tinyldm_ros.conversions import image_to_numpy, numpy_to_image
+array = np.arange(3 * 5 * 3, dtype=np.uint8).reshape(3, 5, 3)
+msg = numpy_to_image(array, "rgb8")
+msg.step = 16  # rows padded to 4 bytes: 15 bytes of pixels + 1
+rows = np.zeros((3, 16), np.uint8)
+rows[:, :15] = array.reshape(3, 15)
+msg.data = rows.tobytes()
+decoded, _ = image_to_numpy(msg)
+assert np.array_equal(decoded, array), decoded
+"""
+
+
+def test_decoding_does_not_depend_on_an_importable_cv_bridge(tmp_path) -> None:
+    """A system ROS install has cv_bridge; images whose rows are padded by a partial pixel must still
+    decode right there (the node's own numpy decoder honours `step`)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "cv_bridge").mkdir()
+    (tmp_path / "cv_bridge" / "__init__.py").write_text(_ROS2_CV_BRIDGE)
+    repo = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    run = subprocess.run(
+        [sys.executable, "-c", _DECODE_PADDED], cwd=repo, env=env, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr[-2000:]

@@ -4,10 +4,11 @@ Decoding validates everything a camera driver can get wrong (encoding, size, ste
 before it touches the bytes, so a bad message becomes an `ImageConversionError` that names the
 problem instead of a numpy error deep inside the engine.
 
-cv_bridge is used for the byte layout when it is importable (a system ROS install). Without it
-(PyPI ROS), the numpy path below does the same job. `rosbags-image` was considered and does not fit:
-it imports OpenCV at module import (not a dependency here) and ignores `step`, so images whose rows
-are padded decode wrongly.
+The decoding is plain numpy on every install. cv_bridge is deliberately not used even where it is
+importable (a system ROS install): its Python `imgmsg_to_cv2` sizes rows as whole pixels with default
+strides, so a `step` padded by part of a pixel (e.g. rgb8 rows aligned to 4 bytes) shifts every row,
+and its big-endian path calls `ndarray.newbyteorder`, gone in NumPy 2. `rosbags-image` does not fit
+either: it imports OpenCV at module import (not a dependency here) and ignores `step` too.
 """
 
 from __future__ import annotations
@@ -16,13 +17,6 @@ import sys
 
 import numpy as np
 from sensor_msgs.msg import Image
-
-try:  # a system ROS install has cv_bridge; the PyPI ROS wheels do not
-    from cv_bridge import CvBridge
-
-    _BRIDGE: CvBridge | None = CvBridge()
-except ImportError:
-    _BRIDGE = None
 
 # encoding -> (channels, dtype); all the encodings the node accepts.
 ENCODINGS: dict[str, tuple[int, np.dtype]] = {
@@ -89,10 +83,6 @@ def image_to_numpy(msg: Image) -> tuple[np.ndarray, str]:
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     row_bytes = width * channels * dtype.itemsize
     order = _channel_order(encoding)
-    if _BRIDGE is not None:
-        array = _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")
-        return (array[..., None] if array.ndim == 2 else array), order
-
     buffer = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8)
     rows = buffer.reshape(height, step)[:, :row_bytes]  # drop row padding
     array = rows.view(dtype.newbyteorder(">" if msg.is_bigendian else "<"))
