@@ -1,0 +1,55 @@
+"""Node targets against the training cameras: the relative poses the node feeds the model must be
+the ones the renderer's camera pairs produce (training/cameras.py, SRN sphere of radius 1.3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip(
+    "geometry_msgs", reason="geometry_msgs missing: no ROS 2 in this environment (run `make setup`)"
+)
+
+from tinyldm_ros.poses import relative_transform  # noqa: E402
+from tinyldm_ros.targets import (  # noqa: E402
+    matrix_to_pose,
+    matrix_to_transform,
+    orbit_targets,
+    pose_to_matrix,
+    to_model_units,
+    transform_to_matrix,
+)
+from training.cameras import SRN_CARS_RADIUS, sphere_pose  # noqa: E402
+
+# (azimuth delta, elevation delta) of the target, for a conditioning camera at elevation 0
+DELTAS = [(90.0, 0.0), (-90.0, 0.0), (180.0, 0.0), (45.0, 20.0), (-135.0, -10.0)]
+
+
+def _training_pairs(cond_azimuth: float) -> np.ndarray:
+    cond = sphere_pose(SRN_CARS_RADIUS, cond_azimuth, 0.0)
+    return np.stack(
+        [relative_transform(cond, sphere_pose(SRN_CARS_RADIUS, cond_azimuth + da, de)) for da, de in DELTAS]
+    )
+
+
+@pytest.mark.parametrize("cond_azimuth", [0.0, 37.0, 250.0])
+def test_orbit_targets_are_the_rendered_camera_pairs(cond_azimuth: float) -> None:
+    """An orbit of (da, de) from a level camera == two rendered cameras da apart in azimuth."""
+    targets = orbit_targets([d[0] for d in DELTAS], [d[1] for d in DELTAS], SRN_CARS_RADIUS)
+    got = np.stack([t.pose for t in targets])
+    np.testing.assert_allclose(got, _training_pairs(cond_azimuth), atol=1e-9)
+
+
+@pytest.mark.parametrize("object_distance", [0.4, 3.0])
+def test_metric_orbit_in_model_units_is_the_training_pose(object_distance: float) -> None:
+    """A real object at any distance: rotation unchanged, translation scaled onto the 1.3 sphere."""
+    targets = orbit_targets([d[0] for d in DELTAS], [d[1] for d in DELTAS], object_distance)
+    got = np.stack([to_model_units(t.pose, SRN_CARS_RADIUS, object_distance) for t in targets])
+    np.testing.assert_allclose(got, _training_pairs(10.0), atol=1e-9)
+
+
+def test_training_relative_poses_survive_pose_and_transform_messages() -> None:
+    """target_poses (Pose) and TF (Transform) carry the relative pose; both round trips are exact."""
+    for rel in _training_pairs(20.0):
+        np.testing.assert_allclose(pose_to_matrix(matrix_to_pose(rel)), rel, atol=1e-12)
+        np.testing.assert_allclose(transform_to_matrix(matrix_to_transform(rel)), rel, atol=1e-12)
