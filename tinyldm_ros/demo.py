@@ -4,9 +4,14 @@
 
 Runs the same two nodes as `ros2 launch tinyldm_ros demo.launch.py`, in this one process (no
 `ros2 launch` needed): demo_source replays a rendered test object's views with camera_info and
-orbiting target poses; nvs_node synthesizes views at fixed azimuths around the object. When every
+target poses at fixed azimuths around the object; nvs_node synthesizes those views. When every
 view has been replayed it writes `<out>/sweep.png` (rows: input frames; columns: the model's input
 crop, then one view per azimuth), prints a latency summary and exits.
+
+The sweep's targets come from demo_source, which knows the world's up (+z): each keeps the input
+camera's elevation, as the training pairs do. The node's own orbit targets turn about the input
+camera's up axis, which is the world's only for a level camera; from the replayed views (up to 85
+deg above the car) an orbit of 180 deg would look at the car from below the ground.
 """
 
 # ruff: noqa: E402 - OPENBLAS_NUM_THREADS must be set before numpy loads
@@ -95,38 +100,53 @@ def write_sweep(path: Path, rows: list[np.ndarray]) -> None:
     PILImage.fromarray(sheet).save(path)
 
 
+def sweep_target_names(azimuths: list[float]) -> list[str]:
+    """The node's names for the sweep's views: demo_source's target_poses, in order."""
+    return [f"pose_{i}" for i in range(len(azimuths))]
+
+
+def make_nodes(args: argparse.Namespace, data: Path):
+    """nvs_node and demo_source set up for the sweep (rclpy initialised): the source publishes one
+    fixed target per azimuth, level with each input view; the node synthesizes exactly those."""
+    from rclpy.parameter import Parameter
+
+    from tinyldm_ros.demo_source import DemoSource
+    from tinyldm_ros.node import NvsNode
+
+    nvs = NvsNode(
+        parameter_overrides=[
+            Parameter("model_dir", value=str(args.model)),
+            Parameter("orbit_azimuths_deg", type_=Parameter.Type.DOUBLE_ARRAY, value=[]),
+            Parameter("object_distance", value=args.object_distance),
+        ]
+    )
+    source = DemoSource(
+        parameter_overrides=[
+            Parameter("data", value=str(data)),
+            Parameter("rate_hz", value=args.rate),
+            Parameter("max_views", value=args.frames),
+            Parameter("loop", value=False),
+            Parameter("target_azimuths_deg", value=[float(a) for a in args.azimuths]),
+            Parameter("orbit_speed_deg_s", value=0.0),
+        ]
+    )
+    return nvs, source
+
+
 def run(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
-    from rclpy.parameter import Parameter
 
     from tinyldm_ros.conversions import image_to_numpy
-    from tinyldm_ros.demo_source import DemoSource
     from tinyldm_ros.mosaic import mosaic
     from tinyldm_ros.msg import SynthesizedViews
-    from tinyldm_ros.node import NvsNode
-    from tinyldm_ros.targets import orbit_name
 
     data = find_data(args.data, args.out)
     rclpy.init()
     results: list = []
     lock = threading.Lock()
     try:
-        nvs = NvsNode(
-            parameter_overrides=[
-                Parameter("model_dir", value=str(args.model)),
-                Parameter("orbit_azimuths_deg", value=args.azimuths),
-                Parameter("object_distance", value=args.object_distance),
-            ]
-        )
-        source = DemoSource(
-            parameter_overrides=[
-                Parameter("data", value=str(data)),
-                Parameter("rate_hz", value=args.rate),
-                Parameter("max_views", value=args.frames),
-                Parameter("loop", value=False),
-            ]
-        )
+        nvs, source = make_nodes(args, data)
         sink = rclpy.create_node("demo_sink")
 
         def on_views(msg) -> None:
@@ -163,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     if not results:
         print("demo: the node produced no views (see the log above)", file=sys.stderr)
         return 1
-    wanted = [orbit_name(a, 0.0) for a in args.azimuths]
+    wanted = sweep_target_names(args.azimuths)
     rows = []
     for msg in results[:: max(1, len(results) // args.rows)][: args.rows]:
         names = list(msg.target_names)
