@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
+from safetensors.torch import save_file
 from test_training_objective import make_latents  # noqa: E402
 
 from training import train_unet
 from training.checkpoint import load_checkpoint
+from training.cli import run_cli
 from training.config import apply_overrides, load_config
 from training.distributed import setup
 from training.trainer import train
@@ -49,3 +52,17 @@ def test_ema_switched_on_at_resume_starts_from_the_resumed_weights(tmp_path: Pat
     d = min(0.999, (1 + 2) / (10 + 2))  # the EMA's warm-up decay at update 2 (training.trainer.EMA)
     for k in w3:
         assert torch.allclose(ema[k], d * w2[k] + (1 - d) * w3[k], atol=1e-6), k
+
+
+def test_resume_refuses_latents_with_another_scale(tmp_path: Path, capsys):
+    latents, _, _ = make_latents(tmp_path)
+    args = ["--config", "tiny", "--out", str(tmp_path), "--latents", str(latents.path), "--no-progress"]
+    args += ["--set", "unet_train.iterations=1"] + [x for s in BASE for x in ("--set", s)]
+    train_unet.main(args)
+    tensors = {k: v for k, v in latents.tensors.items()}
+    save_file(tensors, str(latents.path), metadata={**latents.meta, "latent_scale": "1.75"})
+    with pytest.raises(SystemExit) as e:
+        run_cli(train_unet.main, [*args, "--resume", "--set", "unet_train.iterations=2"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "latent_scale 1.75" in err and "2.5" in err and "Traceback" not in err
