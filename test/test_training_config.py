@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +147,21 @@ def test_checkpoint_round_trip(tmp_path: Path):
         assert torch.equal(ckpt.state_dict("model")[k], v)
     with pytest.raises(ValueError, match="'vae' checkpoint, expected a 'unet'"):
         load_checkpoint(path, stage="unet")
+
+
+def test_checkpoint_save_removes_temporaries_of_killed_writers(tmp_path: Path):
+    target = tmp_path / "c.safetensors"
+    # a writer SIGKILLed mid-write leaves its temporary file behind
+    code = (
+        "import os, signal, sys; p = sys.argv[1]; "
+        "open(f'{p}/.c.safetensors.tmp{os.getpid()}', 'wb').write(b'x' * 1000); "
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)])
+    assert proc.returncode == -signal.SIGKILL
+    live = tmp_path / f".c.safetensors.tmp{os.getppid()}"  # a writer that is still running
+    live.write_bytes(b"y")
+    assert len(list(tmp_path.glob(".c.safetensors.tmp*"))) == 2
+    save_checkpoint(target, stage="vae", step=1, config=load_config("tiny"), model=torch.nn.Linear(2, 2))
+    assert sorted(tmp_path.glob(".c.safetensors.tmp*")) == [live]
+    assert load_checkpoint(target).step == 1

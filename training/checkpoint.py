@@ -3,7 +3,8 @@
 Tensors are named `model.<param>`, `ema.<param>`, `optim.<index>.<state>` and `rng.<name>`; the
 config (JSON), step, stage, optimizer hyper-parameters and anything stage-specific (e.g. the
 latent scale) live in the string metadata. Files are written to a temporary name, fsync'ed and
-renamed, so a process killed at any moment leaves either the old or the new checkpoint, never half of one.
+renamed, so a process killed at any moment leaves either the old or the new checkpoint, never half of one
+(the killed writer's temporary file is removed by the next save).
 """
 
 from __future__ import annotations
@@ -154,7 +155,27 @@ def save_checkpoint(
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+    _remove_stale_temporaries(path)
     return path
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporary files of writers killed mid-write (a few MB each, never read again).
+    Only those whose process is gone: a live writer's file is left alone."""
+    for stale in path.parent.glob(f".{path.name}.tmp*"):
+        pid = stale.name.rsplit(".tmp", 1)[1]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            stale.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def load_checkpoint(path: str | Path, stage: str | None = None) -> Checkpoint:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinyldm_ros import schedule as S
-from training.checkpoint import load_checkpoint
+from training.checkpoint import checkpoint_extra, load_checkpoint
 from training.cli import (
     UserError,
     add_config_args,
@@ -47,6 +47,18 @@ def check_latents(cfg: TrainConfig, z: torch.Tensor, source: Path) -> None:
         raise UserError(
             f"{source} holds latents of shape {tuple(z.shape[1:])} but the UNet config expects {want} "
             "(train the VAE and the UNet with matching configs)"
+        )
+
+
+def check_resume_latents(ckpt_path: Path, latents: Latents) -> None:
+    """A resumed UNet must keep training on the latents (and latent_scale) it started with: re-encoded
+    latents of another VAE would silently change the data and the scale stored with the weights."""
+    was = checkpoint_extra(load_checkpoint(ckpt_path, stage="unet")).get("latent_scale")
+    if was is not None and float(was) != latents.latent_scale:
+        raise UserError(
+            f"{latents.path} has latent_scale {latents.latent_scale:.6g} but {ckpt_path} was trained with "
+            f"{float(was):.6g} (latents re-encoded since?); resume with the original latents or start a new "
+            "run"
         )
 
 
@@ -135,6 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     stage_dir = args.out / "unet"
     cfg = stage_config(args, stage_dir)
     latents = Latents(args.latents or args.out / "latents.safetensors")
+    if args.resume:
+        check_resume_latents(stage_dir / "checkpoint.safetensors", latents)
     info = setup(args.ddp, args.device)
     try:
         vae = None

@@ -133,9 +133,14 @@ def train(
     if resume:
         ckpt = load_checkpoint(ckpt_file, stage=stage.name)
         model.load_state_dict(ckpt.state_dict("model"))
-        if ema is not None and ckpt.has("ema"):
-            ema.load_state_dict(ckpt.state_dict("ema"))
+        if ema is not None:
+            # an EMA switched on at resume (--set ...ema_decay) starts from the resumed weights, not init
+            ema.load_state_dict(ckpt.state_dict("ema" if ckpt.has("ema") else "model"))
         restore_optimizer(optimizer, ckpt)
+        # load_state_dict brings back the checkpoint's hyper-parameters; --set on a resume must win
+        # (lr is set every step)
+        for group in optimizer.param_groups:
+            group.update(betas=tuple(o.adam_betas), weight_decay=o.weight_decay)
         restore_grad_scaler(scaler, ckpt)
         restore_rng(ckpt)
         start = ckpt.step
