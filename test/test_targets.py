@@ -53,3 +53,21 @@ def test_training_relative_poses_survive_pose_and_transform_messages() -> None:
     for rel in _training_pairs(20.0):
         np.testing.assert_allclose(pose_to_matrix(matrix_to_pose(rel)), rel, atol=1e-12)
         np.testing.assert_allclose(transform_to_matrix(matrix_to_transform(rel)), rel, atol=1e-12)
+
+
+@pytest.mark.parametrize("cond_elevation", [30.0, 60.0])
+def test_orbit_about_world_up_from_a_tilted_camera_is_the_rendered_pair(cond_elevation: float) -> None:
+    """With the world's up given in the camera frame (what orbit_up_frame looks up through TF), an
+    orbit from a camera looking down at the object == two rendered cameras da apart in azimuth."""
+    cond = sphere_pose(SRN_CARS_RADIUS, 20.0, cond_elevation)
+    up_in_camera = cond[:3, :3].T @ np.array([0.0, 0.0, 1.0])
+    deltas = [(90.0, 0.0), (180.0, 0.0), (-45.0, 10.0)]
+    targets = orbit_targets([d[0] for d in deltas], [d[1] for d in deltas], SRN_CARS_RADIUS, up_in_camera)
+    expected = [
+        relative_transform(cond, sphere_pose(SRN_CARS_RADIUS, 20.0 + da, cond_elevation + de))
+        for da, de in deltas
+    ]
+    np.testing.assert_allclose(np.stack([t.pose for t in targets]), np.stack(expected), atol=1e-9)
+    # The camera's own up (the default) is wrong here: that is what the parameter is for.
+    own_up = orbit_targets([90.0], [0.0], SRN_CARS_RADIUS)[0].pose
+    assert not np.allclose(own_up, expected[0], atol=1e-3)

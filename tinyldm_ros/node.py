@@ -473,6 +473,12 @@ class NvsNode(Node):
             raise TargetError(self._tf_missing)
         return self._tf.lookup(image_frame, source_frame, stamp, cfg.tf_timeout_s)
 
+    def _orbit_up(self, header, cfg: NodeConfig) -> np.ndarray | None:
+        """+z of `orbit_up_frame` in the image frame at the image stamp; None = the camera's own up."""
+        if not cfg.orbit_up_frame:
+            return None
+        return self._lookup(header.frame_id, cfg.orbit_up_frame, header.stamp, cfg)[:3, 2]
+
     def _poses_in_image_frame(self, frame_id: str, poses: list[np.ndarray], header, cfg) -> list[np.ndarray]:
         if not frame_id or frame_id == header.frame_id:
             return poses
@@ -496,10 +502,14 @@ class NvsNode(Node):
                 targets += [Target(f"pose_{i}", f"pose_{i}", p) for i, p in enumerate(poses)]
             except TargetError as e:
                 self._bad("target_poses", f"target_poses skipped: {e}")
-        try:
-            targets += orbit_targets(cfg.orbit_azimuths_deg, cfg.orbit_elevations_deg, cfg.object_distance)
-        except TargetError as e:
-            self._bad("orbit", f"orbit targets skipped: {e}")
+        if cfg.orbit_azimuths_deg:
+            try:
+                up = self._orbit_up(header, cfg)
+                targets += orbit_targets(
+                    cfg.orbit_azimuths_deg, cfg.orbit_elevations_deg, cfg.object_distance, up
+                )
+            except TargetError as e:
+                self._bad("orbit", f"orbit targets skipped: {e}")
         if len(targets) > cfg.max_targets:
             self._bad(
                 "too_many_targets",
@@ -524,7 +534,9 @@ class NvsNode(Node):
                 pose = pose_to_matrix(stamped.pose)
                 (pose,) = self._poses_in_image_frame(stamped.header.frame_id, [pose], header, cfg)
                 targets.append(Target(f"pose_{i}", stamped.header.frame_id or f"pose_{i}", pose))
-            targets += orbit_targets(req.azimuths_deg, req.elevations_deg, distance)
+            if len(req.azimuths_deg):
+                up = self._orbit_up(header, cfg)
+                targets += orbit_targets(req.azimuths_deg, req.elevations_deg, distance, up)
         except TargetError as e:
             raise RejectedInput("bad_request", f"target: {e}") from None
         return targets

@@ -34,6 +34,7 @@ class NodeConfig:
     target_frames: list[str] = field(default_factory=list)
     orbit_azimuths_deg: list[float] = field(default_factory=lambda: [90.0, 180.0, 270.0])
     orbit_elevations_deg: list[float] = field(default_factory=lambda: [0.0])
+    orbit_up_frame: str = ""
     max_targets: int = 16
     output_size: int = 0
     max_rate_hz: float = 0.0
@@ -91,6 +92,11 @@ SPECS: dict[str, tuple[str, Any]] = {
     "orbit_elevations_deg": (
         "Orbit targets: elevation deltas (deg); empty = 0, one value = for all "
         "azimuths, else one per azimuth.",
+        None,
+    ),
+    "orbit_up_frame": (
+        "TF frame whose +z is the world's up (e.g. 'base_link' or 'map'): orbits turn about it, as the "
+        "training cameras did. Empty = the input camera's own up, right only for a level camera.",
         None,
     ),
     "max_targets": ("Most targets per input (TF + poses + orbit); extra targets are refused.", (1, 256)),

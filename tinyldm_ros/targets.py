@@ -116,10 +116,12 @@ def orbit_name(azimuth_deg: float, elevation_deg: float) -> str:
     return f"orbit_az{fmt(azimuth_deg)}_el{fmt(elevation_deg)}"
 
 
-def orbit_targets(azimuths_deg, elevations_deg, object_distance: float) -> list[Target]:
+def orbit_targets(azimuths_deg, elevations_deg, object_distance: float, up=None) -> list[Target]:
     """Targets on a sphere around the object centre `object_distance` ahead of the input camera.
 
     elevations_deg: empty -> 0 for all, one value -> for all, else one per azimuth.
+    up: the world's up direction in the input camera's frame; None = the camera's own up, which
+    matches the training cameras (world up +z) only for a level camera.
     """
     az = np.asarray(list(azimuths_deg), dtype=np.float64)
     el = np.asarray(list(elevations_deg), dtype=np.float64)
@@ -134,7 +136,7 @@ def orbit_targets(azimuths_deg, elevations_deg, object_distance: float) -> list[
     if not (np.all(np.isfinite(az)) and np.all(np.isfinite(el))):
         raise TargetError("orbit angles contain NaN or infinite values")
     try:
-        poses = orbit_poses(np.eye(4), object_distance, az, el)
+        poses = orbit_poses(np.eye(4), object_distance, az, el, up)
     except ValueError as e:
         raise TargetError(str(e)) from None
     return [
