@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from training.config import (
     to_dict,
 )
 from training.nvs import make_context
+from training.run_log import RunLog
 from training.views import EpochOrder, pair_targets
 
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
@@ -77,6 +79,28 @@ def test_overrides_are_typed_by_the_dataclass():
         load_config("tiny", ["vae_train.lrate=1"])
     with pytest.raises(ConfigError, match="expected key=value"):
         load_config("tiny", ["vae_train.lr"])
+
+
+@pytest.mark.parametrize("root", ["123", "yes", "null", "1e-3", "[a]"])
+def test_string_fields_take_the_override_text_as_is(root: str):
+    """--data / --set data.root=... is a path, whatever YAML would make of its name."""
+    cfg = load_config("tiny", [f"data.root={root}"])
+    assert cfg.data.root == root
+
+
+def test_csv_log_keeps_its_history_if_the_rewrite_on_resume_dies(tmp_path: Path, monkeypatch):
+    log = RunLog(tmp_path, tensorboard=False)
+    for step in (1, 2, 3):
+        log.log(step, {"loss": float(step)})
+    before = (tmp_path / "log.csv").read_text()
+
+    def killed(self, rows):
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", killed)
+    with pytest.raises(KeyboardInterrupt):
+        RunLog(tmp_path, start_step=2, tensorboard=False)
+    assert (tmp_path / "log.csv").read_text() == before
 
 
 @pytest.mark.parametrize(

@@ -262,7 +262,8 @@ def config_from_json(text: str, source: str = "checkpoint") -> TrainConfig:
 
 
 def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
-    """Apply `section.key=value` strings (value parsed as YAML, then typed by the dataclass field)."""
+    """Apply `section.key=value` strings (value parsed as YAML, except for string fields, then typed by
+    the dataclass field)."""
     data = to_dict(cfg)
     for item in overrides:
         if "=" not in item:
@@ -274,7 +275,12 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
             if not isinstance(node, dict) or part not in node:
                 raise ConfigError(f"override {item!r}: unknown key {'.'.join(parts[: i + 1])!r}")
             if i == len(parts) - 1:
-                node[part] = yaml.safe_load(raw) if raw.strip() else ""
+                # A string field takes the text as it is: a path named `123`, `yes` or `null` is still a path.
+                node[part] = (
+                    raw.strip()
+                    if isinstance(node[part], str)
+                    else (yaml.safe_load(raw) if raw.strip() else "")
+                )
             else:
                 node = node[part]
     return from_dict(TrainConfig, data, "--set override") if overrides else cfg

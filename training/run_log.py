@@ -7,6 +7,7 @@ TensorBoard is told to purge them, so both logs read as one uninterrupted run.
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
@@ -27,10 +28,13 @@ class RunLog:
         self.tb = SummaryWriter(str(out_dir / "tb"), purge_step=start_step or None) if tensorboard else None
 
     def _write_rows(self, rows: list[dict[str, str]]) -> None:
-        with open(self.csv_path, "w", newline="") as f:
+        # Temp file + rename: a run killed while the log is rewritten on resume keeps its history.
+        tmp = self.csv_path.with_name(self.csv_path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=self.columns)
             w.writeheader()
             w.writerows(rows)
+        os.replace(tmp, self.csv_path)
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         row = {"step": step, **scalars}
