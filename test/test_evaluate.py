@@ -20,14 +20,7 @@ from training.srn_format import Intrinsics  # noqa: E402
 from training.unet import UNet, UNetConfig  # noqa: E402
 from training.vae import VAE, VAEConfig  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # tiny tensors: with 2 threads on this shared 2-core machine every op waits for a busy core (~70x slower)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_psnr_and_ssim_follow_their_definitions():

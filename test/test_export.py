@@ -15,14 +15,7 @@ from training import export as E  # noqa: E402
 from training.unet import UNet, UNetConfig  # noqa: E402
 from training.vae import VAE, VAEConfig  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # tiny tensors on a shared 2-core machine: a second torch thread mostly waits for a busy core
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_modules(seed=0):

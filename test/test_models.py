@@ -12,14 +12,7 @@ from training.sampler import DDIMScheduler, DDPMScheduler, guided_noise, sample 
 from training.unet import UNet, UNetConfig  # noqa: E402
 from training.vae import VAE, Decode, EncodeMean, VAEConfig, count_parameters, vae_loss  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # tiny tensors: with 2 threads on this shared 2-core machine every op waits for a busy core (~70x slower)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

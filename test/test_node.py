@@ -27,11 +27,7 @@ from tinyldm_ros.targets import orbit_name  # noqa: E402
 _ns = itertools.count()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
+pytestmark = pytest.mark.usefixtures("ros_context")
 
 
 @pytest.fixture

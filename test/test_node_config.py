@@ -32,11 +32,7 @@ HAVE_LAUNCH = (
 _ns = itertools.count()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
+pytestmark = pytest.mark.usefixtures("ros_context")
 
 
 def test_params_yaml_is_what_the_node_declares_and_loads() -> None:

@@ -22,11 +22,7 @@ from tinyldm_ros.bad_inputs import bad_camera_info, bad_image, bad_pose_array  #
 _ns = itertools.count()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
+pytestmark = pytest.mark.usefixtures("ros_context")
 
 
 def publish_at(h: Harness, rate_hz: float, n: int, on_tick=None) -> list:

@@ -25,11 +25,7 @@ from tinyldm_ros.conversions import image_to_numpy, numpy_to_image  # noqa: E402
 _ns = itertools.count()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
+pytestmark = pytest.mark.usefixtures("ros_context")
 
 
 @pytest.fixture
