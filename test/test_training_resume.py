@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from test_training_objective import make_latents  # noqa: E402
 
 from training import train_unet
-from training.checkpoint import load_checkpoint
+from training.checkpoint import checkpoint_extra, load_checkpoint
 from training.cli import run_cli
 from training.config import apply_overrides, load_config
 from training.distributed import setup
@@ -66,3 +66,10 @@ def test_resume_refuses_latents_with_another_scale(tmp_path: Path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "latent_scale 1.75" in err and "2.5" in err and "Traceback" not in err
+
+
+def test_checkpoints_carry_the_wall_time_of_every_sitting(tmp_path: Path):
+    first = checkpoint_extra(load_checkpoint(run(tmp_path, ["unet_train.iterations=2"], resume=False)))
+    second = checkpoint_extra(load_checkpoint(run(tmp_path, ["unet_train.iterations=4"], resume=True)))
+    assert 0 < first["wall_time_s"] < second["wall_time_s"] < first["wall_time_s"] + 600
+    assert second["params"] == first["params"]  # the stage's own metadata is kept beside it

@@ -27,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from training.checkpoint import (
+    checkpoint_extra,
     load_checkpoint,
     restore_grad_scaler,
     restore_optimizer,
@@ -130,8 +131,11 @@ def train(
     autocast, scaler = amp_context(info.device, o.amp)
 
     start = 0
+    wall_before = 0.0  # training wall time of earlier sittings of this run (provenance for the export)
+    t_start = time.perf_counter()
     if resume:
         ckpt = load_checkpoint(ckpt_file, stage=stage.name)
+        wall_before = float(checkpoint_extra(ckpt).get("wall_time_s", 0.0))
         model.load_state_dict(ckpt.state_dict("model"))
         if ema is not None:
             # an EMA switched on at resume (--set ...ema_decay) starts from the resumed weights, not init
@@ -176,7 +180,7 @@ def train(
                 ema=ema,
                 optimizer=optimizer,
                 scaler=scaler,
-                extra=stage.extra,
+                extra={**stage.extra, "wall_time_s": wall_before + time.perf_counter() - t_start},
             )
             last_good = ckpt_file
         barrier(info)
