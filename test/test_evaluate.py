@@ -115,6 +115,16 @@ def test_evaluate_core_on_a_tiny_model(tiny_models, instances, tmp_path):
     assert summary["methods"]["copy_input"]["psnr"]["mean"] == pytest.approx(
         result.per_pair["copy_input"]["psnr"].mean()
     )
+    # the far-view check: pairs >= 45 deg, the gain is paired with copy-input on the same pairs
+    far = result.pairs.azimuth_offset >= 45.0
+    assert summary["far"]["pairs"] == far.sum() > 0
+    gain = summary["far"]["methods"]["ddim-2"]["psnr_gain_over_copy_input"]
+    diff = result.per_pair["ddim-2"]["psnr"][far] - result.per_pair["copy_input"]["psnr"][far]
+    assert gain["mean"] == pytest.approx(diff.mean()) and gain["std"] == pytest.approx(diff.std())
+    assert summary["far"]["methods"]["ddim-2"]["beats_copy_input_fraction"] == pytest.approx(
+        (diff > 0).mean()
+    )
+    assert "psnr_gain_over_copy_input" not in summary["far"]["methods"]["copy_input"]
     sweep = ev.sweep_grid(
         tiny_models, instances, ev.EvalConfig(cond_view=0, sweep_angles=4, sweep_sampler="ddim-2")
     )
@@ -123,6 +133,7 @@ def test_evaluate_core_on_a_tiny_model(tiny_models, instances, tmp_path):
     assert json.loads(paths["json"].read_text())["methods"]["ddim-2"]["ssim"]["count"] == n
     table = paths["markdown"].read_text()
     assert "| vae_roundtrip |" in table and "| ddpm-4 |" in table
+    assert "at least 45° of azimuth" in table
     assert paths["azimuth"].stat().st_size > 0 and paths["sweep"].stat().st_size > 0
 
 

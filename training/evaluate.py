@@ -53,6 +53,7 @@ class EvalConfig:
     sweep_objects: int = 6
     sweep_angles: int = 8
     sweep_sampler: str = "ddim-50"
+    far_deg: float = 45.0  # "views far from the input": the default model's acceptance check
 
 
 @dataclass
@@ -265,6 +266,17 @@ def summarize(result: EvalResult, cfg: EvalConfig, meta: dict[str, Any] | None =
                 means.append(float(sel.mean()) if len(sel) else None)
             by_azimuth[method][name] = means
     counts = [int((bins == b).sum()) for b in range(len(edges) - 1)]
+    far = result.pairs.azimuth_offset >= cfg.far_deg
+    copy_psnr = result.per_pair.get("copy_input", {}).get("psnr")
+    far_summary: dict[str, Any] = {"min_offset_deg": cfg.far_deg, "pairs": int(far.sum()), "methods": {}}
+    for method, values in result.per_pair.items():
+        entry: dict[str, Any] = {"psnr": _stats(values["psnr"][far])}
+        if copy_psnr is not None and method != "copy_input":
+            # paired: the same (input, target) pairs, so the spread of the gain is not the objects'
+            gain = values["psnr"][far] - copy_psnr[far]
+            entry["psnr_gain_over_copy_input"] = _stats(gain)
+            entry["beats_copy_input_fraction"] = float((gain > 0).mean()) if far.any() else float("nan")
+        far_summary["methods"][method] = entry
     return {
         "format": "tinyldm-eval/1",
         "num_objects": int(len(np.unique(result.pairs.instance))),
@@ -273,6 +285,7 @@ def summarize(result: EvalResult, cfg: EvalConfig, meta: dict[str, Any] | None =
         "meta": meta or {},
         "methods": methods,
         "by_azimuth": {"bin_edges_deg": edges.tolist(), "count": counts, "methods": by_azimuth},
+        "far": far_summary,
     }
 
 
@@ -299,6 +312,25 @@ def markdown_report(summary: dict[str, Any]) -> str:
             f"| {_fmt(m['ciede2000']['mean'], 2)} ± {_fmt(m['ciede2000']['std'], 2)} "
             f"| {_fmt(m['ms_per_view'], 3)} |"
         )
+    far = summary.get("far")
+    if far and far["pairs"]:
+        lines += [
+            "",
+            f"## Views at least {far['min_offset_deg']:g}° of azimuth from the input ({far['pairs']} pairs)",
+            "",
+            "Gain: PSNR of the method minus PSNR of copy-input on the same pair (mean ± std over pairs).",
+            "",
+            "| method | PSNR (dB) ↑ | gain over copy-input (dB) | pairs where it beats copy-input |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for method, m in far["methods"].items():
+            g = m.get("psnr_gain_over_copy_input")
+            gain = f"{_fmt(g['mean'], 2)} ± {_fmt(g['std'], 2)}" if g else "–"
+            frac = m.get("beats_copy_input_fraction")
+            lines.append(
+                f"| {method} | {_fmt(m['psnr']['mean'], 2)} | {gain} | "
+                f"{'–' if frac is None else _fmt(100 * frac, 0) + ' %'} |"
+            )
     az = summary["by_azimuth"]
     edges = az["bin_edges_deg"]
     heads = [f"{edges[i]:.0f}–{edges[i + 1]:.0f}°" for i in range(len(edges) - 1)]
