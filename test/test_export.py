@@ -173,3 +173,51 @@ def test_cli_exports_trainer_checkpoints(tmp_path, capsys):
     p = info.provenance
     assert (p.vae_iterations, p.unet_iterations, p.machine) == (3, 5, "test machine")
     assert p.export_command.startswith("python -m training.export --vae ") and "--steps 8" in p.export_command
+
+
+def test_cli_ships_the_evaluation_report_and_the_training_time(tmp_path, capsys):
+    ckpt = pytest.importorskip("training.checkpoint", reason="needs training.checkpoint (trainer)")
+    from training import evaluate as ev
+    from training.config import load_config
+
+    cfg = load_config("tiny")
+    vae, unet = tiny_modules(4)
+    ckpt.save_checkpoint(
+        tmp_path / "vae.safetensors", stage="vae", step=3, config=cfg, model=vae, extra={"wall_time_s": 7.0}
+    )
+    ckpt.save_checkpoint(
+        tmp_path / "unet.safetensors",
+        stage="unet",
+        step=5,
+        config=cfg,
+        model=unet,
+        extra={"latent_scale": 2.5, "wall_time_s": 3.0},
+    )
+    # an evaluation report as training.evaluate writes it, from known per-pair numbers
+    offsets = np.array([10.0, 50.0, 90.0, 170.0])
+    copy = {"psnr": np.array([14.0, 10.0, 9.0, 12.0]), "ssim": np.full(4, 0.4), "ciede2000": np.full(4, 30.0)}
+    model = {
+        "psnr": np.array([13.0, 13.0, 12.0, 11.0]),
+        "ssim": np.full(4, 0.6),
+        "ciede2000": np.full(4, 20.0),
+    }
+    pairs = ev.Pairs(np.zeros(4, int), np.zeros(4, int), np.arange(1, 5), offsets)
+    result = ev.EvalResult(pairs, {"copy_input": copy, "ddim-10": model}, {"copy_input": 0.0, "ddim-10": 1.0})
+    summary = ev.summarize(result, ev.EvalConfig(samplers=("ddim-10",)), {"split": "test"})
+    ev.write_report(summary, tmp_path / "eval")
+
+    out = tmp_path / "models" / "evaluated"
+    args = ["--vae", str(tmp_path / "vae.safetensors"), "--unet", str(tmp_path / "unet.safetensors")]
+    assert E.main([*args, "--out", str(out), "--eval", str(tmp_path / "eval")]) == 0
+    capsys.readouterr()
+    info = validate_model_folder(out)
+    assert {"eval.json", "eval.md", "azimuth.png"} <= {p.name for p in out.iterdir()}
+    far = info.metrics["far"]
+    assert far["pairs"] == 3 and far["psnr_gain_over_copy_input"]["ddim-10"] == pytest.approx(5 / 3, abs=1e-4)
+    assert info.metrics["methods"]["ddim-10"]["psnr"] == pytest.approx(12.25)
+    assert info.provenance.wall_time_s == pytest.approx(10.0)  # both stages' sittings
+    card = (out / "README.md").read_text()
+    assert "| ddim-10 | 12.25 | 0.600 | 20.00 | 12.00 | +1.67 |" in card and "[eval.md](eval.md)" in card
+
+    code = E.main([*args, "--out", str(tmp_path / "m2"), "--eval", str(tmp_path / "nothing_here")])
+    assert code == 2 and "no eval.json" in capsys.readouterr().err

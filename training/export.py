@@ -351,14 +351,69 @@ def model_card(info: ModelInfo) -> str:
         "",
     ]
     if info.metrics:
-        lines += ["| metric | value |", "| --- | --- |"]
-        lines += [f"| {k} | {v} |" for k, v in info.metrics.items()]
+        lines += _metrics_card(info.metrics)
     else:
         lines += ["No evaluation recorded."]
     lines += ["", "## Export verification (max abs difference ONNX Runtime vs PyTorch)", ""]
     lines += ["| check | max abs diff |", "| --- | --- |"]
     lines += [f"| {k} | {v:.3g} |" for k, v in info.verification.items()]
     return "\n".join(lines) + "\n"
+
+
+EVAL_FILES = ("eval.json", "eval.md", "azimuth.png", "sweep.png")  # training.evaluate's report
+
+
+def metrics_from_eval(summary: dict[str, Any]) -> dict[str, Any]:
+    """model.json's metrics from a training.evaluate summary: the means per method and the far-view
+    check; the full report (per-azimuth tables, spreads) travels beside it as eval.json / eval.md."""
+    if summary.get("format") != "tinyldm-eval/1":
+        raise ValueError(f"not a training.evaluate summary (format {summary.get('format')!r})")
+    far = summary.get("far", {})
+    metric_names = ("psnr", "ssim", "ciede2000")
+    return {
+        "report": "eval.md",
+        "split": summary["meta"].get("split"),
+        "objects": summary["num_objects"],
+        "pairs": summary["num_pairs"],
+        "guidance": summary["config"]["guidance"],
+        "methods": {
+            method: {name: round(m[name]["mean"], 4) for name in metric_names}
+            for method, m in summary["methods"].items()
+        },
+        "far": {
+            "min_offset_deg": far.get("min_offset_deg"),
+            "pairs": far.get("pairs"),
+            "psnr": {k: round(v["psnr"]["mean"], 4) for k, v in far.get("methods", {}).items()},
+            "psnr_gain_over_copy_input": {
+                k: round(v["psnr_gain_over_copy_input"]["mean"], 4)
+                for k, v in far.get("methods", {}).items()
+                if "psnr_gain_over_copy_input" in v
+            },
+        },
+    }
+
+
+def _metrics_card(metrics: dict[str, Any]) -> list[str]:
+    if "methods" not in metrics:  # free-form metrics (--metrics)
+        return ["| metric | value |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in metrics.items())]
+    far = metrics.get("far", {})
+    lines = [
+        f"Held-out {metrics.get('split')} objects: {metrics.get('objects')}, {metrics.get('pairs')} view "
+        f"pairs, guidance {metrics.get('guidance')}; full report: [{metrics.get('report')}]"
+        f"({metrics.get('report')}). Far: targets at least {far.get('min_offset_deg')} deg of azimuth "
+        "from the input; gain: PSNR minus copy-input's on the same pairs.",
+        "",
+        "| method | PSNR (dB) | SSIM | CIEDE2000 | far PSNR | far gain (dB) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for method, m in metrics["methods"].items():
+        far_psnr = far.get("psnr", {}).get(method)
+        gain = far.get("psnr_gain_over_copy_input", {}).get(method)
+        lines.append(
+            f"| {method} | {m['psnr']:.2f} | {m['ssim']:.3f} | {m['ciede2000']:.2f} | "
+            f"{'–' if far_psnr is None else f'{far_psnr:.2f}'} | {'–' if gain is None else f'{gain:+.2f}'} |"
+        )
+    return lines
 
 
 # ------------------------------------------------------------------------------------------ export
@@ -380,8 +435,10 @@ def export_model_folder(
     real_poses: np.ndarray | None = None,
     tol: float = TOLERANCE,
     log=print,
+    extra_files: tuple[Path, ...] = (),
 ) -> ExportReport:
-    """Export in-memory VAE + UNet to a verified model folder at `out_dir` (replaced on success)."""
+    """Export in-memory VAE + UNet to a verified model folder at `out_dir` (replaced on success);
+    `extra_files` (e.g. the evaluation report) are copied into it."""
     out_dir = Path(out_dir)
     vae, unet = vae.eval().cpu().float(), unet.eval().cpu().float()
     vcfg, ucfg = vae.cfg, unet.cfg
@@ -439,6 +496,8 @@ def export_model_folder(
         save_model_info(info, tmp)
         info.verification.update(verify_pipeline(tmp, vae, unet, info, PIPELINE_TOLERANCE, real_images))
         save_model_info(info, tmp)
+        for f in extra_files:
+            shutil.copy2(f, tmp / Path(f).name)
         (tmp / "README.md").write_text(model_card(info))
         info = validate_model_folder(tmp)  # the runtime's own loader, exactly as the robot will
         _replace_dir(tmp, out_dir)
@@ -563,7 +622,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--guidance", type=float, help="default guidance (default: the config's sample.guidance_scale)"
     )
-    ap.add_argument("--metrics", help="JSON file of evaluation metrics to record in model.json")
+    ap.add_argument(
+        "--eval",
+        type=Path,
+        help="training.evaluate output folder: its summary becomes the metrics, its report "
+        f"({', '.join(EVAL_FILES)}) is copied into the model folder",
+    )
+    ap.add_argument("--metrics", help="JSON file of evaluation metrics to record in model.json (no --eval)")
     ap.add_argument("--dataset", help="data set named in the provenance (default: the config's data.root)")
     ap.add_argument("--wall-time-s", type=float, help="training wall time for the provenance")
     ap.add_argument("--machine", help="training machine for the provenance (e.g. '1x RTX 4090')")
@@ -576,7 +641,15 @@ def main(argv: list[str] | None = None) -> int:
         prov.export_command = "python -m training.export " + " ".join(
             shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
         )
+        if args.eval and args.metrics:
+            raise ValueError("give --eval or --metrics, not both")
         metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
+        extra_files: tuple[Path, ...] = ()
+        if args.eval:
+            extra_files = tuple(args.eval / f for f in EVAL_FILES if (args.eval / f).is_file())
+            if args.eval / "eval.json" not in extra_files:
+                raise FileNotFoundError(f"{args.eval}: no eval.json (run python -m training.evaluate first)")
+            metrics = metrics_from_eval(json.loads((args.eval / "eval.json").read_text()))
         images = poses = None
         if args.data:
             images, poses = load_real_views(args.data, vae.cfg.image_size)
@@ -594,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
             real_images=images,
             real_poses=poses,
             tol=args.tol,
+            extra_files=extra_files,
         )
     except (ExportError, ModelFolderError, FileNotFoundError, ValueError, json.JSONDecodeError) as e:
         print(f"export failed: {e}", file=sys.stderr)
