@@ -25,8 +25,8 @@ def generate_launch_description() -> LaunchDescription:
             ),
             DeclareLaunchArgument(
                 "data",
-                default_value="data/cars/test",
-                description="SRN-layout views to replay (instance or split)",
+                default_value="",
+                description="SRN-layout views to replay (instance or split; empty: the package's demo car)",
             ),
             DeclareLaunchArgument("rate_hz", default_value="10.0", description="camera rate"),
             DeclareLaunchArgument("use_rviz", default_value="true", description="also start RViz"),

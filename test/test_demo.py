@@ -81,3 +81,15 @@ def test_node_start_errors_are_one_clear_line_and_exit_code_2(params: list[str],
     )
     assert done.returncode == 2, done.stderr[-2000:]
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_make_demo_runs_on_the_shipped_model_and_demo_car(tmp_path: Path) -> None:
+    """What `make demo` runs: the default model, the committed demo car, no arguments but --out."""
+    done = run_demo("--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["model"].endswith(os.path.join("models", "default"))
+    # latest-frame-only: a busy machine may drop frames, never all of them
+    assert summary["data"].endswith("demo") and summary["frames_sent"] == 24
+    assert summary["frames_processed"] >= 1
+    assert summary["targets_per_frame"] == 7 and (tmp_path / "sweep.png").stat().st_size > 0

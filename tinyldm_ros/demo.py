@@ -3,7 +3,7 @@
     python -m tinyldm_ros.demo [--model models/default] [--data DIR] [--out out/demo]
 
 Runs the same two nodes as `ros2 launch tinyldm_ros demo.launch.py`, in this one process (no
-`ros2 launch` needed): demo_source replays a rendered test object's views with camera_info and
+`ros2 launch` needed): demo_source replays a rendered test object's views (demo/) with camera_info and
 target poses at fixed azimuths around the object; nvs_node synthesizes those views. When every
 view has been replayed it writes `<out>/sweep.png` (rows: input frames; columns: the model's input
 crop, then one view per azimuth), prints a latency summary and exits.
@@ -24,7 +24,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
 import json
-import subprocess
 import sys
 import threading
 import time
@@ -53,40 +52,11 @@ def missing_model_message(model: Path) -> str | None:
     )
 
 
-def find_data(data: Path | None, out: Path) -> Path:
-    """--data, else the rendered cars test split, else render one test car into <out>/data."""
-    if data is not None:
-        return data
-    rendered = REPO / "data" / "cars" / "test"
-    if rendered.is_dir():
-        return rendered
-    target = out / "data"
-    if not (target / "test").is_dir():
-        print(f"demo: no data/cars/test; rendering one test car into {target} ...", flush=True)
-        cmd = [
-            sys.executable,
-            "-m",
-            "training.render",
-            "--set",
-            "cars",
-            "--out",
-            str(target),
-            "--train",
-            "0",
-            "--val",
-            "0",
-            "--test",
-            "1",
-            "--test-views",
-            "24",
-            "--workers",
-            "1",
-            "--overwrite",
-        ]
-        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"rendering demo views failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
-    return target / "test"
+def find_data(data: Path | None) -> Path:
+    """--data, else the package's demo car (demo/: a rendered test-split car, see demo/README.md)."""
+    from tinyldm_ros.demo_source import default_demo_data
+
+    return data if data is not None else default_demo_data()
 
 
 def write_sweep(path: Path, rows: list[np.ndarray]) -> None:
@@ -141,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from tinyldm_ros.mosaic import mosaic
     from tinyldm_ros.msg import SynthesizedViews
 
-    data = find_data(args.data, args.out)
+    data = find_data(args.data)
     rclpy.init()
     results: list = []
     lock = threading.Lock()
@@ -227,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "--data",
         type=Path,
         default=None,
-        help="SRN-layout views to replay (default: data/cars/test, else render one test car)",
+        help="SRN-layout views to replay (default: the package's demo car, demo/)",
     )
     parser.add_argument("--out", type=Path, default=REPO / "out" / "demo", help="output folder")
     parser.add_argument("--frames", type=int, default=24, help="views of the object to replay")

@@ -42,6 +42,22 @@ class SrnInstance:
     cy: float
 
 
+REPO_DEMO = Path(__file__).resolve().parent.parent / "demo"
+
+
+def default_demo_data() -> Path:
+    """The installed package's demo views (share/tinyldm_ros/demo), else the source checkout's."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        installed = Path(get_package_share_directory("tinyldm_ros")) / "demo"
+        if installed.is_dir():
+            return installed
+    except (ImportError, LookupError, ValueError):
+        pass
+    return REPO_DEMO
+
+
 def find_instances(path: str | Path) -> list[Path]:
     """Instance directories under `path`: an instance itself, a split, or a data root."""
     path = Path(path)
@@ -81,7 +97,7 @@ def load_instance(path: str | Path, max_views: int = 0) -> SrnInstance:
 class DemoSource(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("demo_source", **kwargs)
-        self.declare_parameter("data", "test/data/srn_sample")
+        self.declare_parameter("data", "")  # empty: the package's demo car (demo/)
         self.declare_parameter("rate_hz", 10.0)
         self.declare_parameter("frame_id", "demo_camera_optical")
         self.declare_parameter("target_prefix", "demo_target_")
@@ -94,7 +110,7 @@ class DemoSource(Node):
         self.azimuths = list(p["target_azimuths_deg"])
         self.speed = p["orbit_speed_deg_s"]
         self.period_s = 1.0 / p["rate_hz"]
-        self.instance = load_instance(find_instances(p["data"])[0], p["max_views"])
+        self.instance = load_instance(find_instances(p["data"] or default_demo_data())[0], p["max_views"])
         self.index = 0
         self.sent = 0
         self.done = False
