@@ -23,6 +23,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
 from tinyldm_ros.conversions import numpy_to_image
+from tinyldm_ros.package_paths import shipped
 from tinyldm_ros.poses import check_rigid, orbit_poses
 from tinyldm_ros.targets import matrix_to_pose, matrix_to_transform
 
@@ -42,20 +43,9 @@ class SrnInstance:
     cy: float
 
 
-REPO_DEMO = Path(__file__).resolve().parent.parent / "demo"
-
-
 def default_demo_data() -> Path:
-    """The installed package's demo views (share/tinyldm_ros/demo), else the source checkout's."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        installed = Path(get_package_share_directory("tinyldm_ros")) / "demo"
-        if installed.is_dir():
-            return installed
-    except (ImportError, LookupError, ValueError):
-        pass
-    return REPO_DEMO
+    """The package's demo car: installed share/tinyldm_ros/demo, else the checkout's demo/."""
+    return shipped("demo")
 
 
 def find_instances(path: str | Path) -> list[Path]:

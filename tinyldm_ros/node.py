@@ -51,6 +51,7 @@ from tinyldm_ros.frustums import frustum_markers
 from tinyldm_ros.mosaic import mosaic, resize_views
 from tinyldm_ros.msg import SynthesizedViews
 from tinyldm_ros.node_params import NodeConfig
+from tinyldm_ros.package_paths import shipped
 from tinyldm_ros.preprocess import centre_crop_box, crop_and_resize, float01_to_uint8
 from tinyldm_ros.srv import SynthesizeView
 from tinyldm_ros.targets import (
@@ -63,8 +64,6 @@ from tinyldm_ros.targets import (
     to_model_units,
     topic_safe,
 )
-
-REPO_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
 
 
 class RejectedInput(Exception):  # noqa: N818 - not an error of the node: input it refuses
@@ -91,15 +90,7 @@ class Request:
 
 def default_model_dir() -> Path:
     """The installed package's models/default, else the source checkout's."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        installed = Path(get_package_share_directory("tinyldm_ros")) / "models" / "default"
-        if (installed / "model.json").is_file():
-            return installed
-    except (ImportError, LookupError, ValueError):
-        pass
-    return REPO_MODEL
+    return shipped("models/default", marker="model.json")
 
 
 class NvsNode(Node):
