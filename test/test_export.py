@@ -147,21 +147,27 @@ def test_cli_user_errors_exit_2_without_traceback(tmp_path, capsys):
     assert code == 2 and "export failed" in err and "no_vae.safetensors" in err and "Traceback" not in err
 
 
-def test_cli_exports_trainer_checkpoints(tmp_path, capsys):
+def write_checkpoints(
+    tmp_path: Path, seed: int, vae_extra: dict | None = None, unet_extra: dict | None = None
+):
+    """Trainer checkpoints of tiny modules (VAE at step 3, UNet at step 5, latent scale 2.5); the config."""
     ckpt = pytest.importorskip("training.checkpoint", reason="needs training.checkpoint (trainer)")
     from training.config import load_config
 
     cfg = load_config("tiny")
-    vae, unet = tiny_modules(3)
-    ckpt.save_checkpoint(tmp_path / "vae.safetensors", stage="vae", step=3, config=cfg, model=vae)
+    vae, unet = tiny_modules(seed)
     ckpt.save_checkpoint(
-        tmp_path / "unet.safetensors",
-        stage="unet",
-        step=5,
-        config=cfg,
-        model=unet,
-        extra={"latent_scale": 2.5},
+        tmp_path / "vae.safetensors", stage="vae", step=3, config=cfg, model=vae, extra=vae_extra
     )
+    unet_extra = {"latent_scale": 2.5, **(unet_extra or {})}
+    ckpt.save_checkpoint(
+        tmp_path / "unet.safetensors", stage="unet", step=5, config=cfg, model=unet, extra=unet_extra
+    )
+    return cfg
+
+
+def test_cli_exports_trainer_checkpoints(tmp_path, capsys):
+    cfg = write_checkpoints(tmp_path, 3)
     out = tmp_path / "models" / "cli"
     args = ["--vae", str(tmp_path / "vae.safetensors"), "--unet", str(tmp_path / "unet.safetensors")]
     args += ["--out", str(out), "--machine", "test machine", "--steps", "8"]
@@ -176,23 +182,9 @@ def test_cli_exports_trainer_checkpoints(tmp_path, capsys):
 
 
 def test_cli_ships_the_evaluation_report_and_the_training_time(tmp_path, capsys):
-    ckpt = pytest.importorskip("training.checkpoint", reason="needs training.checkpoint (trainer)")
+    write_checkpoints(tmp_path, 4, vae_extra={"wall_time_s": 7.0}, unet_extra={"wall_time_s": 3.0})
     from training import evaluate as ev
-    from training.config import load_config
 
-    cfg = load_config("tiny")
-    vae, unet = tiny_modules(4)
-    ckpt.save_checkpoint(
-        tmp_path / "vae.safetensors", stage="vae", step=3, config=cfg, model=vae, extra={"wall_time_s": 7.0}
-    )
-    ckpt.save_checkpoint(
-        tmp_path / "unet.safetensors",
-        stage="unet",
-        step=5,
-        config=cfg,
-        model=unet,
-        extra={"latent_scale": 2.5, "wall_time_s": 3.0},
-    )
     # an evaluation report as training.evaluate writes it, from known per-pair numbers
     offsets = np.array([10.0, 50.0, 90.0, 170.0])
     copy = {"psnr": np.array([14.0, 10.0, 9.0, 12.0]), "ssim": np.full(4, 0.4), "ciede2000": np.full(4, 30.0)}
