@@ -2,7 +2,7 @@
 
     python -m training.export --vae runs/paper/vae/checkpoint.safetensors \\
         --unet runs/paper/unet/checkpoint.safetensors \\
-        --out models/default [--data data/cars/test]
+        --out models/default [--data data/cars/test] [--eval runs/paper/eval]
 
 Each graph is checked against PyTorch on random inputs (batch 1 and a larger batch, so the dynamic
 batch axis is exercised) and, with --data, on real images, poses and latents; the largest absolute
