@@ -11,7 +11,8 @@ import torch
 
 from training.checkpoint import load_checkpoint
 from training.config import ConfigError, TrainConfig, apply_overrides, dump_config, load_config
-from training.trainer import NonFiniteLossError
+from training.distributed import DistInfo
+from training.trainer import NonFiniteLossError, Stage, train
 from training.views import DataError
 
 
@@ -84,6 +85,24 @@ def stage_config(args: argparse.Namespace, stage_dir: Path) -> TrainConfig:
 def write_config(cfg: TrainConfig, stage_dir: Path) -> None:
     stage_dir.mkdir(parents=True, exist_ok=True)
     (stage_dir / "config.yaml").write_text(dump_config(cfg))
+
+
+def run_stage(
+    stage: Stage, cfg: TrainConfig, stage_dir: Path, info: DistInfo, args: argparse.Namespace, label: str
+) -> Path:
+    """Train a stage as the run flags say (--resume, --until, --no-progress); prints the checkpoint."""
+    path = train(
+        stage,
+        cfg,
+        stage_dir,
+        info,
+        resume=args.resume,
+        show_progress=not args.no_progress,
+        until=args.until,
+    )
+    if info.is_main:
+        print(f"{label} checkpoint: {path}")
+    return path
 
 
 def run_cli(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:

@@ -26,6 +26,7 @@ from training.cli import (
     add_run_args,
     apply_threads,
     run_cli,
+    run_stage,
     stage_config,
     write_config,
 )
@@ -35,7 +36,7 @@ from training.encode_latents import Latents
 from training.grid import image_grid, to_uint8
 from training.nvs import generate, make_context
 from training.sampler import DDPMScheduler
-from training.trainer import Stage, seed_init, train
+from training.trainer import Stage, seed_init
 from training.unet import UNet
 from training.vae import VAE, count_parameters
 from training.views import EpochOrder, pair_targets
@@ -164,17 +165,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"batch {cfg.unet_train.batch_size} | device {info.device}"
                 + (f" x{info.world_size} (DDP)" if info.ddp else "")
             )
-        path = train(
-            stage,
-            cfg,
-            stage_dir,
-            info,
-            resume=args.resume,
-            show_progress=not args.no_progress,
-            until=args.until,
-        )
-        if info.is_main:
-            print(f"UNet checkpoint: {path}")
+        run_stage(stage, cfg, stage_dir, info, args, "UNet")
     finally:
         teardown(info)
 

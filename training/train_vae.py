@@ -11,11 +11,19 @@ import argparse
 import torch
 from torch import nn
 
-from training.cli import add_config_args, add_run_args, apply_threads, run_cli, stage_config, write_config
+from training.cli import (
+    add_config_args,
+    add_run_args,
+    apply_threads,
+    run_cli,
+    run_stage,
+    stage_config,
+    write_config,
+)
 from training.config import TrainConfig
 from training.distributed import DistInfo, setup, teardown
 from training.grid import image_grid, to_uint8
-from training.trainer import Stage, seed_init, train
+from training.trainer import Stage, seed_init
 from training.vae import VAE, count_parameters, vae_loss
 from training.views import DataError, EpochOrder, ViewSet, load_views, to_model_range
 
@@ -90,17 +98,7 @@ def main(argv: list[str] | None = None) -> None:
                 + (f" x{info.world_size} (DDP)" if info.ddp else "")
             )
         stage = build_stage(cfg, views, info, preview_views(cfg, views, progress=not args.no_progress))
-        path = train(
-            stage,
-            cfg,
-            stage_dir,
-            info,
-            resume=args.resume,
-            show_progress=not args.no_progress,
-            until=args.until,
-        )
-        if info.is_main:
-            print(f"VAE checkpoint: {path}")
+        run_stage(stage, cfg, stage_dir, info, args, "VAE")
     finally:
         teardown(info)
 
