@@ -115,7 +115,7 @@ def machine_state() -> dict:
     busy = sum(p["cpu_percent"] for p in procs) / 100.0
     return {
         "cpu": platform.processor() or platform.machine(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cores": cores,
         "loadavg_1_5_15": [round(x, 2) for x in load],
         "other_busy_processes": sorted(procs, key=lambda p: -p["cpu_percent"])[:8],
@@ -124,7 +124,8 @@ def machine_state() -> dict:
     }
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else the architecture; node_process.py uses it too."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -25,6 +25,9 @@ from tinyldm_ros.msg import SynthesizedViews
 
 from tinyldm_ros.conversions import numpy_to_image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engine import cpu_model  # noqa: E402  (benchmarks/ is not a package)
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -201,20 +204,10 @@ def camera_image(width: int, height: int, seed: int = 0) -> Image:
 def machine() -> dict:
     return {
         "cpus": os.cpu_count(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_model(),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "python": sys.version.split()[0],
     }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def _ros_value(value) -> str:
