@@ -5,7 +5,8 @@
 
 Pipeline (all targets of one call are one batch): preprocess -> encoder -> z_cond = mean * latent_scale
 -> DDIM loop on the denoiser with context concat(z_cond, rel_pose) (classifier-free guidance when
-guidance != 1) -> decoder(z / latent_scale) -> uint8.
+guidance != 1) -> decoder(z / latent_scale [, the input's colour summary when model.json has
+colour_values]) -> uint8.
 
 Noise is defined here so that any other implementation can reproduce it exactly: the generator is
 `numpy.random.default_rng(seed)`; it first draws the initial latent `x_T` with
@@ -302,15 +303,35 @@ class Engine:
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         """float32 (B, 3, S, S) in [-1, 1] -> scaled latent z = mean * latent_scale, (B, C, h, w)."""
-        with self._lock:
-            mean = self._run("encoder", {"image": np.ascontiguousarray(images, dtype=np.float32)})
-        return mean * np.float32(self.info.latent_scale)
+        return self.encode_with_colour(images)[0]
 
-    def decode(self, z: np.ndarray) -> np.ndarray:
-        """Scaled latent (B, C, h, w) -> float32 image (B, 3, S, S), nominally in [-1, 1]."""
-        latent = np.ascontiguousarray(z / np.float32(self.info.latent_scale), dtype=np.float32)
+    def encode_with_colour(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """encode(), plus the images' colour summaries (B, colour_values) that a colour-conditioned
+        decoder takes (model.json colour_values > 0; None otherwise)."""
         with self._lock:
-            return self._run("decoder", {"latent": latent})
+            outs = self._run(
+                "encoder", {"image": np.ascontiguousarray(images, dtype=np.float32)}, all_outputs=True
+            )
+        colour = outs[1] if self.info.colour_values else None
+        return outs[0] * np.float32(self.info.latent_scale), colour
+
+    def decode(self, z: np.ndarray, colour: np.ndarray | None = None) -> np.ndarray:
+        """Scaled latent (B, C, h, w) -> float32 image (B, 3, S, S), nominally in [-1, 1]. A colour-
+        conditioned model also needs the conditioning image's colour summary (encode_with_colour): one
+        row for all latents, or one per latent."""
+        latent = np.ascontiguousarray(z / np.float32(self.info.latent_scale), dtype=np.float32)
+        feeds = {"latent": latent}
+        if self.info.colour_values:
+            if colour is None:
+                raise InputError(
+                    "this model's decoder is colour-conditioned: pass the colour from encode_with_colour"
+                )
+            colour = np.asarray(colour, dtype=np.float32).reshape(-1, self.info.colour_values)
+            if colour.shape[0] != latent.shape[0]:
+                colour = np.broadcast_to(colour, (latent.shape[0], self.info.colour_values))
+            feeds["colour"] = np.ascontiguousarray(colour)
+        with self._lock:
+            return self._run("decoder", feeds)
 
     def make_context(self, z_cond: np.ndarray, poses: np.ndarray) -> np.ndarray:
         """Context rows concat(z_cond.flatten(), pose.flatten()) for each target pose, float32 (N, K)."""
@@ -385,11 +406,11 @@ class Engine:
             x_T, step_noise = self.draw_noise(len(poses), steps, seed, eta)
             cond = self.prepare(image, crop_box)
             t1 = time.perf_counter()
-            z_cond = self.encode(cond)
+            z_cond, colour = self.encode_with_colour(cond)
             t2 = time.perf_counter()
             z0 = self.denoise(self.make_context(z_cond, poses), x_T, steps, guidance, eta, step_noise)
             t3 = time.perf_counter()
-            images = self.decode(z0)
+            images = self.decode(z0, colour)
             t4 = time.perf_counter()
             out = postprocess(images)
             t5 = time.perf_counter()
@@ -449,9 +470,10 @@ class Engine:
             providers = [(name, {**opts, "enable_cuda_graph": "1"}), *providers[1:]]
         return ort.InferenceSession(self._model_bytes[role], so, providers=providers)
 
-    def _run(self, role: str, feeds: dict) -> np.ndarray:
+    def _run(self, role: str, feeds: dict, all_outputs: bool = False):
         batch = next(iter(feeds.values())).shape[0]
-        return self.session(role, batch).run(None, feeds)[0]
+        outs = self.session(role, batch).run(None, feeds)
+        return outs if all_outputs else outs[0]
 
     def _buffers_for(self, n: int, cfg: bool) -> dict:
         """Preallocated per-batch-size buffers and IO binding (reused across calls with as many targets)."""

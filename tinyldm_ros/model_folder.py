@@ -92,6 +92,9 @@ class ModelInfo:
     pose_convention: str = POSE_CONVENTION
     training_radius: float = 1.3
     image_channels: int = 3
+    # > 0: the encoder also outputs `colour` (this many values summarising the image's colours) and the
+    # decoder takes the conditioning image's as a second input (training.vae colour_cond).
+    colour_values: int = 0
     provenance: Provenance = field(default_factory=Provenance)
     metrics: dict[str, Any] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)  # exporter's ONNX-vs-torch max abs diffs
@@ -140,6 +143,8 @@ class ModelInfo:
             raise bad(f"image_size must be a positive integer, got {self.image_size!r}")
         if self.image_channels != 3:
             raise bad(f"image_channels must be 3 (RGB), got {self.image_channels!r}")
+        if not (isinstance(self.colour_values, int) and self.colour_values >= 0):
+            raise bad(f"colour_values must be an integer >= 0, got {self.colour_values!r}")
         if not (
             isinstance(self.latent_shape, list)
             and len(self.latent_shape) == 3
@@ -189,8 +194,9 @@ class ModelInfo:
         C, h, w = self.latent_shape
         S = self.image_size
         f32, i64 = "tensor(float)", "tensor(int64)"
+        colour = [("colour", f32, [None, self.colour_values])] if self.colour_values else []
         return {
-            "encoder": ([("image", f32, [None, 3, S, S])], [("mean", f32, [None, C, h, w])]),
+            "encoder": ([("image", f32, [None, 3, S, S])], [("mean", f32, [None, C, h, w]), *colour]),
             "denoiser": (
                 [
                     ("latent", f32, [None, C, h, w]),
@@ -199,7 +205,7 @@ class ModelInfo:
                 ],
                 [("noise", f32, [None, C, h, w])],
             ),
-            "decoder": ([("latent", f32, [None, C, h, w])], [("image", f32, [None, 3, S, S])]),
+            "decoder": ([("latent", f32, [None, C, h, w]), *colour], [("image", f32, [None, 3, S, S])]),
         }
 
 

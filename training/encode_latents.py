@@ -38,14 +38,18 @@ def encode_views(
     batch_size: int,
     desc: str = "encode",
     progress: bool = True,
-) -> torch.Tensor:
-    """VAE posterior means [N, C, h, w] (float32, CPU) of all views."""
-    means = []
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """VAE posterior means [N, C, h, w] (float32, CPU) of all views, and their colour summaries [N, 6]
+    when the decoder is colour-conditioned (else None)."""
+    means, colours = [], []
     steps = range(0, views.num_views, batch_size)
     for i in tqdm(steps, desc=desc, unit="batch", leave=False, disable=not progress):
         x = to_model_range(views.images[i : i + batch_size]).to(device)
         means.append(vae.encode(x)[0].float().cpu())
-    return torch.cat(means)
+        colour = vae.colour(x)
+        if colour is not None:
+            colours.append(colour.float().cpu())
+    return torch.cat(means), (torch.cat(colours) if colours else None)
 
 
 def load_vae(ckpt_path: Path, device: torch.device) -> tuple[VAE, TrainConfig, int]:
@@ -87,9 +91,12 @@ def main(argv: list[str] | None = None) -> None:
     names: dict[str, list[str]] = {}
     for split in splits:
         views = load_views(d.root, split, d.image_size, d.max_instances, progress=not args.no_progress)
-        tensors[f"{split}.mean"] = encode_views(
+        mean, colour = encode_views(
             vae, views, device, args.batch_size, f"encode {split}", progress=not args.no_progress
         )
+        tensors[f"{split}.mean"] = mean
+        if colour is not None:
+            tensors[f"{split}.colour"] = colour  # the sample grids of a colour-conditioned decoder need it
         tensors[f"{split}.c2w"] = torch.from_numpy(views.c2w.copy())
         tensors[f"{split}.offsets"] = torch.from_numpy(views.offsets.copy())
         names[split] = views.names
@@ -147,6 +154,10 @@ class Latents:
             raise DataError(f"{self.path} has no split {name!r} (it has {', '.join(self.splits)})")
         z = self.tensors[f"{name}.mean"] * self.latent_scale
         return z, self.tensors[f"{name}.c2w"].numpy(), self.tensors[f"{name}.offsets"].numpy()
+
+    def colour(self, name: str) -> torch.Tensor | None:
+        """Colour summaries [N, 6] of a split's views (a colour-conditioned VAE's), else None."""
+        return self.tensors.get(f"{name}.colour")
 
 
 def cli() -> None:

@@ -140,12 +140,22 @@ def encode_mean(models: Models, images: np.ndarray, batch_size: int) -> torch.Te
 
 
 @torch.no_grad()
-def decode_uint8(models: Models, latents: torch.Tensor, batch_size: int) -> np.ndarray:
-    """Unscaled latents -> uint8 (N, S, S, 3)."""
-    out = [
-        postprocess(models.vae.decode(latents[s : s + batch_size]).float().cpu().numpy())
-        for s in range(0, len(latents), batch_size)
-    ]
+def colour_of(models: Models, images: np.ndarray) -> torch.Tensor | None:
+    """uint8 (N, S, S, 3) -> what a colour-conditioned decoder needs from each image (None otherwise)."""
+    if not models.vae.cfg.colour_cond:
+        return None
+    return models.vae.colour(torch.from_numpy(uint8_to_model(images)).to(models.device))
+
+
+@torch.no_grad()
+def decode_uint8(
+    models: Models, latents: torch.Tensor, batch_size: int, colour: torch.Tensor | None = None
+) -> np.ndarray:
+    """Unscaled latents (+ per-latent colour summaries, see colour_of) -> uint8 (N, S, S, 3)."""
+    out = []
+    for s in range(0, len(latents), batch_size):
+        c = None if colour is None else colour[s : s + batch_size]
+        out.append(postprocess(models.vae.decode(latents[s : s + batch_size], c).float().cpu().numpy()))
     return np.concatenate(out)
 
 
@@ -174,6 +184,7 @@ def synthesize(
         gen = torch.Generator().manual_seed(seed)
         x_T = torch.randn((n, u.latent_channels, u.latent_size, u.latent_size), generator=gen)
     z_cond = encode_mean(models, cond_images, batch_size) * models.latent_scale
+    colour = colour_of(models, cond_images)
     context = make_context(z_cond, c2w_cond, c2w_target)
     chunks = range(0, n, batch_size)
     bar = tqdm(total=len(chunks) * steps, desc=sampler, unit="step", disable=not progress, dynamic_ncols=True)
@@ -190,7 +201,8 @@ def synthesize(
             x_T=x_T[s : s + batch_size].to(models.device),
             callback=lambda _t: bar.update(),
         )
-        out.append(decode_uint8(models, z / models.latent_scale, batch_size))
+        c = None if colour is None else colour[s : s + batch_size]
+        out.append(decode_uint8(models, z / models.latent_scale, batch_size, c))
     bar.close()
     return np.concatenate(out)
 
@@ -220,7 +232,9 @@ def evaluate(
     per_pair: dict[str, dict[str, np.ndarray]] = {"copy_input": metrics.all_metrics(cond_img, truth)}
     seconds: dict[str, float] = {"copy_input": 0.0}
     t0 = time.perf_counter()
-    roundtrip = decode_uint8(models, encode_mean(models, truth, cfg.batch_size), cfg.batch_size)
+    roundtrip = decode_uint8(
+        models, encode_mean(models, truth, cfg.batch_size), cfg.batch_size, colour_of(models, truth)
+    )
     seconds["vae_roundtrip"] = time.perf_counter() - t0
     per_pair["vae_roundtrip"] = metrics.all_metrics(roundtrip, truth)
     for spec in cfg.samplers:

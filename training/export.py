@@ -48,7 +48,7 @@ from tinyldm_ros.model_folder import (
     validate_model_folder,
 )
 from tinyldm_ros.preprocess import postprocess, preprocess
-from training.vae import Decode, EncodeMean
+from training.vae import COLOUR_VALUES, Decode, EncodeMean
 
 OPSET = 17
 TOLERANCE = 1e-4
@@ -114,11 +114,13 @@ def export_onnx(
     import onnx
 
     with torch.no_grad():
-        out_shape = tuple(module(*args).shape)
+        outs = module(*args)
+    outs = outs if isinstance(outs, tuple) else (outs,)
     model = onnx.load(str(path))
-    for dim, size in zip(model.graph.output[0].type.tensor_type.shape.dim[1:], out_shape[1:], strict=True):
-        dim.Clear()
-        dim.dim_value = size
+    for graph_out, out in zip(model.graph.output, outs, strict=True):
+        for dim, size in zip(graph_out.type.tensor_type.shape.dim[1:], out.shape[1:], strict=True):
+            dim.Clear()
+            dim.dim_value = size
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
 
@@ -179,8 +181,21 @@ def _inputs_random(info: ModelInfo, batch: int, gen: torch.Generator) -> dict[st
             "timestep": torch.randint(0, T, (batch,), generator=gen, dtype=torch.int64),
             "context": torch.cat([torch.randn(batch, info.latent_size, generator=gen), poses], dim=1),
         },
-        "decoder": {"latent": torch.randn(batch, C, h, w, generator=gen) / info.latent_scale},
+        "decoder": {
+            "latent": torch.randn(batch, C, h, w, generator=gen) / info.latent_scale,
+            **_colour_input(info, batch, gen),
+        },
     }
+
+
+def _colour_input(info: ModelInfo, batch: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """A colour-conditioned decoder's second input: plausible summaries (means in [-1, 1], stds in [0, 1])."""
+    if not info.colour_values:
+        return {}
+    half = info.colour_values // 2
+    mean = torch.rand(batch, half, generator=gen) * 2 - 1
+    std = torch.rand(batch, info.colour_values - half, generator=gen)
+    return {"colour": torch.cat([mean, std], dim=1)}
 
 
 @torch.no_grad()
@@ -206,7 +221,7 @@ def _inputs_real(
     return {
         "encoder": {"image": x},
         "denoiser": {"latent": noisy, "timestep": t, "context": ctx},
-        "decoder": {"latent": mean},
+        "decoder": {"latent": mean, **({"colour": vae.colour(x)} if info.colour_values else {})},
     }
 
 
@@ -234,8 +249,13 @@ def verify_graph(
     diffs: dict[str, float] = {}
     for set_name, inputs in sets.items():
         feeds = inputs[role]
-        ort_out = sess.run(None, {k: v.numpy() for k, v in feeds.items()})[0]
-        _compare(f"{role}/{set_name}", module(*feeds.values()), ort_out, tol, diffs)
+        ort_outs = sess.run(None, {k: v.numpy() for k, v in feeds.items()})
+        torch_outs = module(*feeds.values())
+        torch_outs = torch_outs if isinstance(torch_outs, tuple) else (torch_outs,)
+        names = [o.name for o in sess.get_outputs()]
+        for name, ref, got in zip(names, torch_outs, ort_outs, strict=True):
+            suffix = "" if len(names) == 1 else f"/{name}"
+            _compare(f"{role}/{set_name}{suffix}", ref, got, tol, diffs)
     return diffs
 
 
@@ -261,14 +281,15 @@ def verify_pipeline(
     sched = DDIMScheduler(S.ScheduleConfig.from_dict(info.schedule), spacing=info.sampler.spacing)
     diffs: dict[str, float] = {}
     for g in sorted({guidance, 1.0, 2.0}):
-        z_cond = vae.encode(torch.from_numpy(cond))[0] * info.latent_scale
+        x_cond = torch.from_numpy(cond)
+        z_cond = vae.encode(x_cond)[0] * info.latent_scale
         ctx = torch.cat(
             [z_cond.reshape(1, -1).expand(len(poses), -1), torch.from_numpy(poses).reshape(-1, 16)], 1
         )
         z0 = sample(unet, ctx, sched, steps, guidance=g, x_T=torch.from_numpy(x_T))
-        ref = vae.decode(z0 / info.latent_scale)
-        ctx_e = engine.make_context(engine.encode(cond), poses)
-        got = engine.decode(engine.denoise(ctx_e, x_T, steps, g))
+        ref = vae.decode(z0 / info.latent_scale, vae.colour(x_cond))
+        z_e, colour_e = engine.encode_with_colour(cond)
+        got = engine.decode(engine.denoise(engine.make_context(z_e, poses), x_T, steps, g), colour_e)
         _compare(f"pipeline/ddim{steps}_guidance{g:g}", ref, got, tol, diffs)
         views = engine.synthesize(image, poses, steps=steps, seed=0, guidance=g)
         if not np.array_equal(views, postprocess(got)):
@@ -283,6 +304,9 @@ def model_card(info: ModelInfo) -> str:
     p, sm = info.provenance, info.sampler
     C, h, w = info.latent_shape
     S_ = info.image_size
+    K = info.colour_values
+    colour = f", colour float32 [B,{K}] (object RGB mean, std)" if K else ""
+    colour_in = f", colour float32 [B,{K}] of the conditioning image" if K else ""
     lines = [
         f"# {info.name}",
         "",
@@ -306,10 +330,11 @@ def model_card(info: ModelInfo) -> str:
         "",
         "| file | inputs | outputs |",
         "| --- | --- | --- |",
-        f"| encoder.onnx | image float32 [B,3,{S_},{S_}] in [-1,1] | mean float32 [B,{C},{h},{w}] |",
+        f"| encoder.onnx | image float32 [B,3,{S_},{S_}] in [-1,1] | mean float32 [B,{C},{h},{w}]{colour} |",
         f"| denoiser.onnx | latent float32 [B,{C},{h},{w}], timestep int64 [B], "
         f"context float32 [B,{info.context.size}] | noise float32 [B,{C},{h},{w}] |",
-        f"| decoder.onnx | latent float32 [B,{C},{h},{w}] (unscaled) | image float32 [B,3,{S_},{S_}] |",
+        f"| decoder.onnx | latent float32 [B,{C},{h},{w}] (unscaled){colour_in} "
+        f"| image float32 [B,3,{S_},{S_}] |",
         "",
         "## Facts",
         "",
@@ -457,6 +482,7 @@ def export_model_folder(
         name=name or out_dir.name,
         image_size=vcfg.image_size,
         latent_shape=[C, s, s],
+        colour_values=COLOUR_VALUES if vcfg.colour_cond else 0,
         latent_scale=float(latent_scale),
         schedule=schedule.to_dict(),
         context=ContextLayout(
@@ -487,10 +513,10 @@ def export_model_folder(
         info.verification = {}
         for role, module in modules.items():  # export and verify one graph at a time: fail early
             names = list(ex[role])
-            out_name = info.expected_io()[role][1][0][0]
+            out_names = [name for name, _, _ in info.expected_io()[role][1]]
             log(f"export: {role} -> {ONNX_FILES[role]}")
             with single_token_attention_shortcut():
-                export_onnx(module, tuple(ex[role].values()), tmp / ONNX_FILES[role], names, [out_name])
+                export_onnx(module, tuple(ex[role].values()), tmp / ONNX_FILES[role], names, out_names)
             info.verification.update(verify_graph(tmp / ONNX_FILES[role], role, module, sets, tol))
         # model.json first (the pipeline check runs the runtime on this folder), then the diffs into it
         save_model_info(info, tmp)

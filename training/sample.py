@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
                 z_cond.expand(len(targets), -1, -1, -1), views.c2w[[cond] * len(targets)], views.c2w[targets]
             )
             z = generate(unet, ctx, cfg, s, seed=args.seed + k)
-            pred = to_uint8(vae.decode(z / latent_scale))
+            pred = to_uint8(vae.decode(z / latent_scale, vae.colour(x_cond)))
             rows.append([views.images[cond].numpy(), *views.images[targets].numpy()])
             rows.append([None, *pred])
             print(f"{name}: cond view {args.cond_view}, targets {(targets - lo).tolist()}")

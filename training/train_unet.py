@@ -95,6 +95,7 @@ def build_stage(cfg: TrainConfig, latents: Latents, info: DistInfo, vae: VAE | N
     if vae is not None:
         split = cfg.data.val_split if cfg.data.val_split in latents.splits else cfg.data.train_split
         vz, vc2w, voffs = latents.split(split)
+        vcol = latents.colour(split)
         picks = []  # (cond view, target views) per object, targets spread over the object's views
         for k in range(min(cfg.sample.num_instances, len(voffs) - 1)):
             lo, hi = int(voffs[k]), int(voffs[k + 1])
@@ -107,9 +108,15 @@ def build_stage(cfg: TrainConfig, latents: Latents, info: DistInfo, vae: VAE | N
             tgt = np.concatenate([ts for _, ts in picks])
             ctx = make_context(vz[cond].to(info.device), vc2w[cond], vc2w[tgt])
             z = generate(model, ctx, cfg, seed=cfg.unet_train.seed)
-            pred = to_uint8(vae.decode(z / latents.latent_scale))
-            truth = to_uint8(vae.decode(vz[tgt].to(info.device) / latents.latent_scale))
-            cond_img = to_uint8(vae.decode(vz[[c for c, _ in picks]].to(info.device) / latents.latent_scale))
+            conds = [c for c, _ in picks]
+
+            def decode(z: torch.Tensor, colour_rows) -> torch.Tensor:
+                colour = None if vcol is None else vcol[colour_rows].to(info.device)
+                return to_uint8(vae.decode(z.to(info.device) / latents.latent_scale, colour))
+
+            pred = decode(z, cond)  # the colour comes from the conditioning view, as at inference
+            truth = decode(vz[tgt], tgt)
+            cond_img = decode(vz[conds], conds)
             rows, n = [], cfg.sample.num_views
             for k in range(len(picks)):
                 rows.append([cond_img[k], *truth[k * n : (k + 1) * n]])

@@ -38,7 +38,7 @@ class VAEWithNoise(nn.Module):
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mean, logvar = self.vae.encode(x)
-        return self.vae.decode(mean + eps * torch.exp(0.5 * logvar)), mean, logvar
+        return self.vae.decode(mean + eps * torch.exp(0.5 * logvar), self.vae.colour(x)), mean, logvar
 
 
 def preview_views(cfg: TrainConfig, fallback: ViewSet, count: int = 8, progress: bool = True) -> torch.Tensor:
@@ -69,7 +69,7 @@ def build_stage(cfg: TrainConfig, views: ViewSet, info: DistInfo, preview: torch
 
     def sample_fn(model: nn.Module, step: int):
         x = to_model_range(preview).to(info.device)
-        recon = model.decode(model.encode(x)[0])
+        recon = model.decode(model.encode(x)[0], model.colour(x))
         return image_grid([list(to_uint8(x)), list(to_uint8(recon))])
 
     return Stage("vae", vae, VAEWithNoise(vae), o, loss_fn, sample_fn, {"params": count_parameters(vae)})

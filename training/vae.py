@@ -17,6 +17,11 @@ from torch import nn
 
 # log-variance is clamped as in LDM's DiagonalGaussianDistribution, so exp() never overflows early in training
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
+# Colour conditioning (VAEConfig.colour_cond): the summary is the object pixels' RGB mean and std. A pixel
+# is background when every channel is at least this bright (in [-1, 1]; 245/255 as in training.metrics:
+# the renders' background is pure white and their brightest object face peaks near 220/255).
+COLOUR_VALUES = 6
+BACKGROUND_MIN = 245 / 127.5 - 1.0
 
 
 @dataclass
@@ -32,6 +37,10 @@ class VAEConfig:
     mid_attention: bool = True
     quant_conv: bool = True  # LDM's 1x1 convs on the moments / the latent (8 parameters at 1x4x4)
     dropout: float = 0.0
+    # Beyond the paper: the decoder also gets the colour summary (colour_summary) of an image of the object,
+    # in training the image itself, at inference the conditioning view, so the latent need not carry colour
+    # (the paper's cars come out in the dominant silver). False = the paper's decoder.
+    colour_cond: bool = False
 
     def __post_init__(self) -> None:
         self.channel_mult = tuple(self.channel_mult)  # YAML gives lists
@@ -125,6 +134,17 @@ class MidBlock(nn.Sequential):
         )
 
 
+def colour_summary(x: torch.Tensor) -> torch.Tensor:
+    """image [B,3,S,S] in [-1,1] -> [B, 6]: RGB mean and std over the object (non-background) pixels.
+
+    An image with no object pixels gets mean 0 and std 0 (an empty mask must not divide by zero)."""
+    mask = (x < BACKGROUND_MIN).any(dim=1, keepdim=True).to(x.dtype)  # [B,1,S,S]
+    count = mask.sum(dim=(2, 3)).clamp(min=1.0)  # [B,1]
+    mean = (x * mask).sum(dim=(2, 3)) / count
+    var = ((x - mean[:, :, None, None]).square() * mask).sum(dim=(2, 3)) / count
+    return torch.cat([mean, torch.sqrt(var + 1e-6)], dim=1)
+
+
 class Encoder(nn.Module):
     """image [B,3,S,S] in [-1,1] -> [B, 2*latent_channels, s, s] (mean and log-variance stacked)."""
 
@@ -169,10 +189,31 @@ class Decoder(nn.Module):
         self.up = nn.Sequential(*blocks)
         self.norm_out = group_norm(ch, cfg.norm_groups)
         self.conv_out = nn.Conv2d(ch, cfg.in_channels, 3, padding=1)
+        self.colour_in: nn.Linear | None = None
+        self.colour_out: nn.Linear | None = None
+        if cfg.colour_cond:
+            # The colour enters twice: as a bias where the decoder starts (the whole decoder can use it)
+            # and as a scale/shift of the last features (where a recolouring is one affine map per
+            # channel). Zero-initialised, so training starts from the paper's decoder.
+            self.colour_in = nn.Linear(COLOUR_VALUES, chs[-1])
+            self.colour_out = nn.Linear(COLOUR_VALUES, 2 * ch)
+            for lin in (self.colour_in, self.colour_out):
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.up(self.mid(self.conv_in(z)))
-        return self.conv_out(F.silu(self.norm_out(h)))
+    def forward(self, z: torch.Tensor, colour: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.conv_in(z)
+        if self.colour_in is not None:
+            if colour is None:
+                raise ValueError(
+                    "this decoder is colour-conditioned (vae.colour_cond): pass a colour summary"
+                )
+            h = h + self.colour_in(colour)[:, :, None, None]
+        h = self.norm_out(self.up(self.mid(h)))
+        if self.colour_out is not None:
+            scale, shift = self.colour_out(colour)[:, :, None, None].chunk(2, dim=1)
+            h = h * (1 + scale) + shift
+        return self.conv_out(F.silu(h))
 
 
 class VAE(nn.Module):
@@ -190,9 +231,17 @@ class VAE(nn.Module):
         mean, logvar = self.quant_conv(self.encoder(x)).chunk(2, dim=1)
         return mean, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Unscaled latent -> image in ~[-1,1]."""
-        return self.decoder(self.post_quant_conv(z))
+    def colour(self, x: torch.Tensor) -> torch.Tensor | None:
+        """What the decoder needs besides the latent, from an image of the object: its colour summary
+        when the decoder is colour-conditioned, else None."""
+        return colour_summary(x) if self.cfg.colour_cond else None
+
+    def decode(self, z: torch.Tensor, colour: torch.Tensor | None = None) -> torch.Tensor:
+        """Unscaled latent (+ the colour summary of an image of the object, see `colour`) -> image in ~[-1,1].
+        One colour row serves a whole batch of latents."""
+        if colour is not None and colour.shape[0] == 1 and z.shape[0] > 1:
+            colour = colour.expand(z.shape[0], -1)
+        return self.decoder(self.post_quant_conv(z), colour)
 
     def forward(
         self, x: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None
@@ -202,29 +251,32 @@ class VAE(nn.Module):
         if sample:
             eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             z = mean + eps * torch.exp(0.5 * logvar)
-        return self.decode(z), mean, logvar
+        return self.decode(z, self.colour(x)), mean, logvar
 
 
 class EncodeMean(nn.Module):
-    """image -> latent mean only: the graph exported as encoder.onnx (the runtime never samples)."""
+    """image -> latent mean (the runtime never samples), and the colour summary when the decoder is
+    colour-conditioned: the graph exported as encoder.onnx."""
 
     def __init__(self, vae: VAE):
         super().__init__()
         self.vae = vae
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.vae.encode(image)[0]
+    def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        mean = self.vae.encode(image)[0]
+        colour = self.vae.colour(image)
+        return mean if colour is None else (mean, colour)
 
 
 class Decode(nn.Module):
-    """unscaled latent -> image: the graph exported as decoder.onnx."""
+    """unscaled latent (+ colour summary) -> image: the graph exported as decoder.onnx."""
 
     def __init__(self, vae: VAE):
         super().__init__()
         self.vae = vae
 
-    def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        return self.vae.decode(latent)
+    def forward(self, latent: torch.Tensor, colour: torch.Tensor | None = None) -> torch.Tensor:
+        return self.vae.decode(latent, colour)
 
 
 def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
