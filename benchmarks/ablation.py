@@ -147,7 +147,7 @@ def colourful_objects(instances, count: int) -> list[int]:
 
 
 def figure(rows: list[dict], data: Path, objects: int, angles: int, out: Path) -> None:
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     from tinyldm_ros.engine import Engine
     from training.evaluate import sweep_views
@@ -157,22 +157,22 @@ def figure(rows: list[dict], data: Path, objects: int, angles: int, out: Path) -
     picked = [instances[i] for i in colourful_objects(instances, objects)]
     engines = [(r["name"], Engine(r["model_dir"], provider="cpu"), r["guidance"]) for r in rows]
     S, gap, label_w, scale = 32, 2, 64, 3
-    block = 2 + len(engines)  # truth row, one row per model, then a gap
+    block = 1 + len(engines)  # the truth row, then one row per model
     width = label_w + (1 + angles) * (S + gap)
     height = len(picked) * (block * (S + gap) + 3 * gap)
     canvas = Image.new("RGB", (width * scale, height * scale), (128, 128, 128))
     draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=10 * scale)
     y = 0
     for inst in picked:
         c = cond_view(inst)
         targets = sweep_views(inst, c, angles + 1)[1:]  # not the input view itself
         rel = np.linalg.inv(inst.c2w[c]) @ inst.c2w[targets]
-        tiles = [["input", inst.images[c], *inst.images[targets]]]
+        tiles = [["input, truth", inst.images[c], *inst.images[targets]]]
         for name, engine, guidance in engines:
             tiles.append([name, None, *engine.synthesize(inst.images[c], rel, seed=0, guidance=guidance)])
-        tiles[0][0] = "input | truth"
         for label, *row in tiles:
-            draw.text((4 * scale, (y + S // 3) * scale), label, fill=(255, 255, 255))
+            draw.text((2 * scale, (y + S // 3) * scale), label, fill=(255, 255, 255), font=font)
             for c, tile in enumerate(row):
                 if tile is not None:
                     x = label_w + c * (S + gap) + (gap if c else 0)

@@ -1,5 +1,6 @@
-"""Colour conditioning (vae.colour_cond, issue 'Beyond the paper'): the summary, the decoder, training,
-export and the runtime engine carrying the conditioning image's colour to the decoder."""
+"""Beyond the paper: the ablation configs, the 4x4x4 latent through export and the engine, and colour
+conditioning (vae.colour_cond): the summary, the decoder, export and the runtime engine carrying the
+conditioning image's colour to the decoder. (Training with it: test_training.py.)"""
 
 from __future__ import annotations
 
@@ -20,6 +21,56 @@ from training.unet import UNet, UNetConfig  # noqa: E402
 from training.vae import COLOUR_VALUES, VAE, VAEConfig, colour_summary  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+ABLATION = {  # config -> the only fields in which it differs from `paper` (training/configs/README.md)
+    "latent4": {"vae.latent_channels": 4, "unet.latent_channels": 4, "unet.context_dim": 80},
+    "colour": {"vae.colour_cond": True},
+    "latent4_colour": {
+        "vae.latent_channels": 4,
+        "unet.latent_channels": 4,
+        "unet.context_dim": 80,
+        "vae.colour_cond": True,
+    },
+}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(ABLATION))
+def test_ablation_configs_change_only_what_they_say(name: str):
+    from training.config import load_config, to_dict
+
+    paper, cfg = _flat(to_dict(load_config("paper"))), _flat(to_dict(load_config(name)))
+    diff = {k: v for k, v in cfg.items() if v != paper[k] and k != "name"}
+    assert diff == ABLATION[name]
+
+
+def test_latent4_exports_and_runs_in_the_engine(tmp_path: Path):
+    from training.config import load_config
+
+    cfg = load_config("tiny", [f"{k}={v}" for k, v in ABLATION["latent4"].items()])
+    torch.manual_seed(0)
+    E.export_model_folder(
+        VAE(cfg.vae).eval(),
+        UNet(cfg.unet).eval(),
+        tmp_path / "latent4",
+        schedule=ScheduleConfig(num_timesteps=100),
+        latent_scale=1.0,
+        log=lambda *a: None,
+    )
+    engine = Engine(tmp_path / "latent4", provider="cpu", warmup=False)
+    assert engine.info.latent_shape == [4, 4, 4] and engine.info.context.size == 80
+    views = engine.synthesize(np.zeros((32, 32, 3), np.uint8), np.repeat(np.eye(4)[None], 3, 0), steps=3)
+    assert views.shape == (3, 32, 32, 3)
 
 
 def colour_vae(seed: int = 0, random_colour_layers: bool = True) -> VAE:
