@@ -157,6 +157,26 @@ def test_tf_target_frames() -> None:  # pragma: no cover - needs a system ROS 2
         h.close()
 
 
+@pytest.mark.skipif(not HAVE_TF2, reason="tf2_ros not installed (ROS 2 from PyPI has no tf2_ros)")
+def test_orbit_view_frames_are_on_tf() -> None:  # pragma: no cover - needs a system ROS 2
+    """RViz places a view by its frame_id: the orbit frames the node names must be on TF."""
+    h = Harness(f"/nvs_tfb_{next(_ns)}", orbit_azimuths_deg=[90.0], steps=1)
+    try:
+        views = h.record(Image, "views/orbit_az90_el0")
+        h.wait_outputs_matched()
+        h.publish_image(random_image())
+        assert wait_for(lambda: views, 10.0)
+        stamp = rclpy.time.Time.from_msg(views[0][1].header.stamp)
+        buffer = h.node._tf.buffer
+        assert wait_for(lambda: buffer.can_transform("camera_optical", "orbit_az90_el0", stamp), 10.0)
+        tf = buffer.lookup_transform("camera_optical", "orbit_az90_el0", stamp)
+        # a quarter orbit to the right: the camera sits beside the object centre, object_distance ahead
+        d = h.node.cfg.object_distance
+        assert (tf.transform.translation.x, tf.transform.translation.z) == pytest.approx((d, d), abs=1e-6)
+    finally:
+        h.close()
+
+
 def test_node_modules_never_import_torch() -> None:
     import subprocess
     import sys

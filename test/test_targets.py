@@ -12,10 +12,12 @@ pytest.importorskip(
 
 from tinyldm_ros.poses import relative_transform  # noqa: E402
 from tinyldm_ros.targets import (  # noqa: E402
+    Target,
     matrix_to_pose,
     matrix_to_transform,
     orbit_targets,
     pose_to_matrix,
+    target_transforms,
     to_model_units,
     transform_to_matrix,
 )
@@ -71,3 +73,17 @@ def test_orbit_about_world_up_from_a_tilted_camera_is_the_rendered_pair(cond_ele
     # The camera's own up (the default) is wrong here: that is what the parameter is for.
     own_up = orbit_targets([90.0], [0.0], SRN_CARS_RADIUS)[0].pose
     assert not np.allclose(own_up, expected[0], atol=1e-3)
+
+
+def test_frames_the_node_names_are_broadcast_as_children_of_the_image_frame() -> None:
+    from std_msgs.msg import Header
+
+    header = Header(frame_id="camera_optical")
+    header.stamp.sec, header.stamp.nanosec = 12, 345
+    user_frame = Target("left_optical", "left_optical", np.eye(4))  # already on TF: not re-broadcast
+    targets = [user_frame, *orbit_targets([30.0, -90.0], [10.0], 0.8)]
+    tfs = target_transforms(header, targets)
+    assert [t.child_frame_id for t in tfs] == ["orbit_az30_el10", "orbit_azm90_el10"]
+    for tf, target in zip(tfs, targets[1:], strict=True):
+        assert tf.header.frame_id == "camera_optical" and tf.header.stamp == header.stamp
+        np.testing.assert_allclose(transform_to_matrix(tf.transform), target.pose, atol=1e-12)

@@ -61,6 +61,7 @@ from tinyldm_ros.targets import (
     matrix_to_pose,
     orbit_targets,
     pose_to_matrix,
+    target_transforms,
     to_model_units,
     topic_safe,
 )
@@ -362,6 +363,8 @@ class NvsNode(Node):
         result, views = self._synthesize(
             frame, crop, targets, cfg, cfg.steps, cfg.seed, cfg.guidance, cfg.object_distance, start, prepared
         )
+        if self._tf is not None:  # the made-up target frames, so that RViz can place their views
+            self._tf.broadcast(target_transforms(header, targets))
         for target, view in zip(targets, result.views, strict=True):
             pub = self._view_pubs.get(target.name)
             if pub is not None:
@@ -490,7 +493,7 @@ class NvsNode(Node):
             try:
                 poses = [pose_to_matrix(p) for p in pose_array.poses[: cfg.max_targets]]
                 poses = self._poses_in_image_frame(pose_array.header.frame_id, poses, header, cfg)
-                targets += [Target(f"pose_{i}", f"pose_{i}", p) for i, p in enumerate(poses)]
+                targets += [Target(f"pose_{i}", f"pose_{i}", p, broadcast=True) for i, p in enumerate(poses)]
             except TargetError as e:
                 self._bad("target_poses", f"target_poses skipped: {e}")
         if cfg.orbit_azimuths_deg:
@@ -524,7 +527,7 @@ class NvsNode(Node):
             for i, stamped in enumerate(req.target_poses):
                 pose = pose_to_matrix(stamped.pose)
                 (pose,) = self._poses_in_image_frame(stamped.header.frame_id, [pose], header, cfg)
-                targets.append(Target(f"pose_{i}", stamped.header.frame_id or f"pose_{i}", pose))
+                targets.append(Target(f"pose_{i}", f"pose_{i}", pose, broadcast=True))
             if len(req.azimuths_deg):
                 up = self._orbit_up(header, cfg)
                 targets += orbit_targets(req.azimuths_deg, req.elevations_deg, distance, up)

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from geometry_msgs.msg import Pose, Transform
+from geometry_msgs.msg import Pose, Transform, TransformStamped
 
 from tinyldm_ros.poses import check_rigid, orbit_poses
 
@@ -29,6 +29,23 @@ class Target:
     name: str
     frame_id: str
     pose: np.ndarray  # camera-to-input-camera 4x4, metres
+    # The node made `frame_id` up (orbit and pose targets): it broadcasts it on TF as a child of the
+    # input image's frame, so that RViz can place the view. TF frames given by the user are not.
+    broadcast: bool = False
+
+
+def target_transforms(header, targets: list[Target]) -> list[TransformStamped]:
+    """TF transforms (parent: the input image's frame, at its stamp) of the targets the node names."""
+    out = []
+    for t in targets:
+        if t.broadcast:
+            tf = TransformStamped()
+            tf.header.stamp = header.stamp
+            tf.header.frame_id = header.frame_id
+            tf.child_frame_id = t.frame_id
+            tf.transform = matrix_to_transform(t.pose)
+            out.append(tf)
+    return out
 
 
 def topic_safe(name: str) -> str:
@@ -140,7 +157,8 @@ def orbit_targets(azimuths_deg, elevations_deg, object_distance: float, up=None)
     except ValueError as e:
         raise TargetError(str(e)) from None
     return [
-        Target(orbit_name(a, e), orbit_name(a, e), pose) for a, e, pose in zip(az, el, poses, strict=True)
+        Target(orbit_name(a, e), orbit_name(a, e), pose, broadcast=True)
+        for a, e, pose in zip(az, el, poses, strict=True)
     ]
 
 
@@ -152,7 +170,8 @@ def to_model_units(pose: np.ndarray, training_radius: float, object_distance: fl
 
 
 class TfLookup:
-    """Blocking TF lookups for the node's worker thread (never called on the executor).
+    """Blocking TF lookups for the node's worker thread (never called on the executor), and the
+    broadcaster of the frames the node names (`target_transforms`).
 
     Wraps a tf2_ros Buffer filled by a TransformListener with its own spin thread, so waiting for a
     transform here never holds up the node's callbacks.
@@ -164,6 +183,11 @@ class TfLookup:
         self._tf2 = tf2_ros
         self.buffer = tf2_ros.Buffer()
         self.listener = tf2_ros.TransformListener(self.buffer, node, spin_thread=True)
+        self.broadcaster = tf2_ros.TransformBroadcaster(node)
+
+    def broadcast(self, transforms: list[TransformStamped]) -> None:
+        if transforms:
+            self.broadcaster.sendTransform(transforms)
 
     def lookup(self, target_frame: str, source_frame: str, stamp, timeout_s: float) -> np.ndarray:
         """Pose of `source_frame` in `target_frame` at `stamp` (a builtin_interfaces/Time) as a 4x4."""
