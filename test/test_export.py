@@ -200,7 +200,7 @@ def test_cli_ships_the_evaluation_report_and_the_training_time(tmp_path, capsys)
 
     out = tmp_path / "models" / "evaluated"
     args = ["--vae", str(tmp_path / "vae.safetensors"), "--unet", str(tmp_path / "unet.safetensors")]
-    assert E.main([*args, "--out", str(out), "--eval", str(tmp_path / "eval")]) == 0
+    assert E.main([*args, "--out", str(out), "--eval", str(tmp_path / "eval"), "--guidance", "1"]) == 0
     capsys.readouterr()
     info = validate_model_folder(out)
     assert {"eval.json", "eval.md", "azimuth.png"} <= {p.name for p in out.iterdir()}
@@ -213,3 +213,10 @@ def test_cli_ships_the_evaluation_report_and_the_training_time(tmp_path, capsys)
 
     code = E.main([*args, "--out", str(tmp_path / "m2"), "--eval", str(tmp_path / "nothing_here")])
     assert code == 2 and "no eval.json" in capsys.readouterr().err
+
+    # the report must be of the sampler the model ships with
+    code = E.main([*args, "--out", str(tmp_path / "m3"), "--eval", str(tmp_path / "eval")])
+    assert (
+        code == 2
+        and "evaluated at guidance 1 but the model's default guidance is 3" in capsys.readouterr().err
+    )

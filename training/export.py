@@ -675,7 +675,16 @@ def main(argv: list[str] | None = None) -> int:
             extra_files = tuple(args.eval / f for f in EVAL_FILES if (args.eval / f).is_file())
             if args.eval / "eval.json" not in extra_files:
                 raise FileNotFoundError(f"{args.eval}: no eval.json (run python -m training.evaluate first)")
-            metrics = metrics_from_eval(json.loads((args.eval / "eval.json").read_text()))
+            report = json.loads((args.eval / "eval.json").read_text())
+            eval_guidance = float(report.get("config", {}).get("guidance", 1.0))
+            if eval_guidance != sampler.guidance:
+                # the card would show another sampler's numbers than the robot gets
+                raise ValueError(
+                    f"{args.eval} was evaluated at guidance {eval_guidance:g} but the model's default "
+                    f"guidance is {sampler.guidance:g}: export with --guidance {eval_guidance:g} or "
+                    f"evaluate with --guidance {sampler.guidance:g}"
+                )
+            metrics = metrics_from_eval(report)
         images = poses = None
         if args.data:
             images, poses = load_real_views(args.data, vae.cfg.image_size)
