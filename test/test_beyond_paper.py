@@ -175,3 +175,26 @@ def test_negative_colour_values_is_a_clear_error(colour_folder: Path, tmp_path: 
     (folder / "model.json").write_text(json.dumps(d))
     with pytest.raises(ModelFolderError, match="colour_values must be an integer >= 0"):
         load_model_info(folder)
+
+
+def test_node_runs_a_colour_conditioned_model_unchanged(colour_folder: Path, request):
+    """The node knows nothing of colour conditioning: the engine and model.json carry it."""
+    pytest.importorskip("rclpy", reason="rclpy missing: no ROS 2 in this environment (run `make setup`)")
+    pytest.importorskip("tinyldm_ros.msg", reason="tinyldm_ros interfaces not built (run `make setup`)")
+    request.getfixturevalue("ros_context")
+    from node_harness import Harness, random_image, wait_for
+    from sensor_msgs.msg import Image
+
+    from tinyldm_ros.conversions import image_to_numpy
+
+    h = Harness("/nvs_colour", model_dir=str(colour_folder), orbit_azimuths_deg=[90.0], steps=2)
+    try:
+        assert h.node.engine.info.colour_values == COLOUR_VALUES
+        views = h.record(Image, "views/orbit_az90_el0")
+        h.wait_outputs_matched()
+        h.publish_image(random_image())
+        assert wait_for(lambda: views, 10.0), "no view came back"
+        array, _ = image_to_numpy(views[0][1])
+        assert array.shape == (32, 32, 3)
+    finally:
+        h.close()
