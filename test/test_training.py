@@ -253,13 +253,16 @@ def test_existing_run_needs_resume(cars: Path, tmp_path: Path, capsys):
 
 
 def test_colour_conditioned_vae_trains_encodes_evaluates_and_exports(cars: Path, tmp_path: Path):
-    """`vae.colour_cond` through every CLI: the latents file keeps the colour summaries, the UNet's sample
-    grid and the evaluation decode with the conditioning view's colour, and the export verifies."""
+    """`vae.colour_cond` with the 4x4x4 latent through every CLI: the latents file keeps the colour
+    summaries, the UNet's sample grid and the evaluation decode with the conditioning view's colour,
+    and the export verifies."""
     from tinyldm_ros.engine import Engine
     from training import evaluate, export
 
     out = tmp_path / "run"
-    sets = ["--set", "vae.colour_cond=true"]
+    # with the 4x4x4 latent too (latent4_colour): its latents are strided views of the moments
+    sets = ["--set", "vae.colour_cond=true", "--set", "vae.latent_channels=4"]
+    sets += ["--set", "unet.latent_channels=4", "--set", "unet.context_dim=80"]
     vae_sets = sets + ["--set", "vae_train.iterations=20", "--set", "vae_train.sample_every=20"]
     _run(train_vae, "--config", "tiny", "--data", cars, "--out", out, *vae_sets)
     _run(encode_latents, "--out", out)
@@ -278,5 +281,5 @@ def test_colour_conditioned_vae_trains_encodes_evaluates_and_exports(cars: Path,
     args = ["--vae", out / "vae/checkpoint.safetensors", "--unet", out / "unet/checkpoint.safetensors"]
     assert export.main([str(a) for a in [*args, "--out", model, "--data", cars / "test"]]) == 0
     engine = Engine(model, provider="cpu", warmup=False)
-    assert engine.info.colour_values == 6
+    assert engine.info.colour_values == 6 and engine.info.latent_shape == [4, 4, 4]
     assert engine.synthesize(np.full((40, 30, 3), 90, np.uint8), np.eye(4)[None]).shape == (1, 32, 32, 3)

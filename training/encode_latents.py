@@ -49,7 +49,9 @@ def encode_views(
         colour = vae.colour(x)
         if colour is not None:
             colours.append(colour.float().cpu())
-    return torch.cat(means), (torch.cat(colours) if colours else None)
+    # contiguous: with more than one latent channel the means are strided views (chunk of the
+    # moments), and safetensors refuses to save those
+    return torch.cat(means).contiguous(), (torch.cat(colours).contiguous() if colours else None)
 
 
 def load_vae(ckpt_path: Path, device: torch.device) -> tuple[VAE, TrainConfig, int]:
