@@ -73,6 +73,25 @@ def test_latent4_exports_and_runs_in_the_engine(tmp_path: Path):
     assert views.shape == (3, 32, 32, 3)
 
 
+def test_other_views_are_of_the_same_object_and_never_the_view_itself():
+    from training.train_vae import other_views
+
+    offsets = torch.tensor([0, 3, 4, 8])  # objects of 3, 1 and 4 views
+    idx = torch.arange(8).repeat(50)
+    got = other_views(idx, offsets, torch.Generator().manual_seed(0))
+    obj = torch.searchsorted(offsets, idx, right=True)
+    assert torch.equal(torch.searchsorted(offsets, got, right=True), obj)
+    assert torch.equal(got == idx, idx == 3)  # only the single-view object gets itself
+    assert set(got[idx == 4].tolist()) == {5, 6, 7}
+
+
+def test_colour_from_is_checked():
+    from training.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="colour_from must be self or other_view"):
+        load_config("tiny", ["vae_train.colour_from=target"])
+
+
 def colour_vae(seed: int = 0, random_colour_layers: bool = True) -> VAE:
     torch.manual_seed(seed)
     vae = VAE(VAEConfig(**{**vars(VAEConfig.tiny()), "colour_cond": True})).eval()

@@ -269,6 +269,16 @@ def test_colour_conditioned_vae_trains_encodes_evaluates_and_exports(cars: Path,
     latents = Latents(out / "latents.safetensors")
     z, _, _ = latents.split("train")
     assert latents.colour("train").shape == (len(z), 6)
+    # a decoder-only fine-tune on other views' colour keeps the encoder, hence the latents, as they are
+    ft = ["--set", "vae_train.iterations=25", "--set", "vae_train.colour_from=other_view"]
+    ft += ["--set", "vae_train.train_encoder=false"]
+    before = load_checkpoint(out / "vae/checkpoint.safetensors").inference_state_dict()
+    _run(train_vae, "--config", "tiny", "--data", cars, "--out", out, "--resume", *vae_sets, *ft)
+    after = load_checkpoint(out / "vae/checkpoint.safetensors")
+    assert after.step == 25 and after.config.vae_train.colour_from == "other_view"
+    state = after.inference_state_dict()
+    assert all(torch.equal(state[k], before[k]) for k in before if k.startswith(("encoder.", "quant_conv.")))
+    assert any(not torch.equal(state[k], before[k]) for k in before if k.startswith("decoder."))
     unet_sets = sets + ["--set", "unet_train.iterations=20", "--set", "unet_train.sample_every=20"]
     _run(train_unet, "--config", "tiny", "--out", out, *unet_sets)
     assert (out / "unet/samples/step_0000020.png").is_file()

@@ -65,6 +65,13 @@ class VAETrainConfig(OptimConfig):
     l1_weight: float = 1.0
     kl_weight: float = 5.0
     kl_norm: str = "ldm"  # see training.vae.vae_loss
+    # vae.colour_cond only: whose colour summary the decoder gets in training. "self" = the image being
+    # reconstructed; "other_view" = another view of the same object, as at inference (where it is the
+    # conditioning view's), so the decoder learns an object's colour, not one view's statistics.
+    colour_from: str = "self"
+    # False: the encoder is frozen (a decoder-only fine-tune that keeps the encoded latents, and a UNet
+    # trained on them, valid). Resume a finished run with --set vae_train.train_encoder=false.
+    train_encoder: bool = True
 
 
 @dataclass
@@ -127,6 +134,11 @@ class TrainConfig:
             raise ConfigError(
                 f"{source}: unet.context_dim={self.unet.context_dim} but the context is the conditioning "
                 f"latent ({want_ctx - POSE_VALUES} values) + the flattened 4x4 pose (16) = {want_ctx}"
+            )
+        if self.vae_train.colour_from not in ("self", "other_view"):
+            raise ConfigError(
+                f"{source}: vae_train.colour_from must be self or other_view, "
+                f"got {self.vae_train.colour_from!r}"
             )
         for stage in ("vae_train", "unet_train"):
             o: OptimConfig = getattr(self, stage)

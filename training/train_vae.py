@@ -32,13 +32,29 @@ class VAEWithNoise(nn.Module):
     """VAE forward with the reparameterisation noise passed in, so it comes from the step's generator
     (reproducible on any device) while DDP still sees one forward call."""
 
-    def __init__(self, vae: VAE):
+    def __init__(self, vae: VAE, train_encoder: bool = True):
         super().__init__()
         self.vae = vae
+        self.train_encoder = train_encoder
 
-    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mean, logvar = self.vae.encode(x)
-        return self.vae.decode(mean + eps * torch.exp(0.5 * logvar), self.vae.colour(x)), mean, logvar
+    def forward(
+        self, x: torch.Tensor, eps: torch.Tensor, colour_source: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """colour_source: the image whose colour summary the decoder gets (default: x itself)."""
+        # a frozen encoder gets no gradients (None, so the optimiser leaves it alone); its state stays
+        # in the checkpoint so a fine-tune resumes from a full run and back
+        with torch.set_grad_enabled(self.train_encoder and torch.is_grad_enabled()):
+            mean, logvar = self.vae.encode(x)
+        colour = self.vae.colour(x if colour_source is None else colour_source)
+        return self.vae.decode(mean + eps * torch.exp(0.5 * logvar), colour), mean, logvar
+
+
+def other_views(idx: torch.Tensor, offsets: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """For each view index, a uniformly drawn other view of the same object (itself if it has one)."""
+    k = torch.searchsorted(offsets, idx, right=True) - 1
+    lo, hi = offsets[k], offsets[k + 1]
+    r = lo + (torch.rand(len(idx), generator=g) * (hi - lo - 1).clamp(min=1)).long()
+    return r + ((r >= idx) & (hi - lo > 1)).long()
 
 
 def preview_views(cfg: TrainConfig, fallback: ViewSet, count: int = 8, progress: bool = True) -> torch.Tensor:
@@ -60,11 +76,17 @@ def build_stage(cfg: TrainConfig, views: ViewSet, info: DistInfo, preview: torch
     images = views.images.to(info.device)
     latent_shape = (cfg.vae.latent_channels, cfg.vae.latent_size, cfg.vae.latent_size)
 
+    offsets = torch.from_numpy(views.offsets)
+    cross_view = cfg.vae.colour_cond and o.colour_from == "other_view"
+
     def loss_fn(module: nn.Module, step: int, g: torch.Generator):
-        idx = order.batch(step).to(info.device)
-        x = to_model_range(images[idx])
+        idx = order.batch(step)
+        x = to_model_range(images[idx.to(info.device)])
         eps = torch.randn((len(idx), *latent_shape), generator=g).to(info.device)
-        x_hat, mean, logvar = module(x, eps)
+        colour_source = (
+            to_model_range(images[other_views(idx, offsets, g).to(info.device)]) if cross_view else None
+        )
+        x_hat, mean, logvar = module(x, eps, colour_source)
         return vae_loss(x, x_hat.float(), mean.float(), logvar.float(), o.l1_weight, o.kl_weight, o.kl_norm)
 
     def sample_fn(model: nn.Module, step: int):
@@ -72,7 +94,8 @@ def build_stage(cfg: TrainConfig, views: ViewSet, info: DistInfo, preview: torch
         recon = model.decode(model.encode(x)[0], model.colour(x))
         return image_grid([list(to_uint8(x)), list(to_uint8(recon))])
 
-    return Stage("vae", vae, VAEWithNoise(vae), o, loss_fn, sample_fn, {"params": count_parameters(vae)})
+    wrapped = VAEWithNoise(vae, o.train_encoder)
+    return Stage("vae", vae, wrapped, o, loss_fn, sample_fn, {"params": count_parameters(vae)})
 
 
 def main(argv: list[str] | None = None) -> None:
