@@ -37,9 +37,10 @@ class VAEConfig:
     mid_attention: bool = True
     quant_conv: bool = True  # LDM's 1x1 convs on the moments / the latent (8 parameters at 1x4x4)
     dropout: float = 0.0
-    # Beyond the paper: the decoder also gets the colour summary (colour_summary) of an image of the object,
-    # in training the image itself, at inference the conditioning view, so the latent need not carry colour
-    # (the paper's cars come out in the dominant silver). False = the paper's decoder.
+    # Beyond the paper: the decoder also gets the colour summary (colour_summary) of an image of the object
+    # (in training the image itself or another view, vae_train.colour_from; at inference the conditioning
+    # view), so the latent need not carry colour (the paper's cars come out in the dominant silver).
+    # False = the paper's decoder.
     colour_cond: bool = False
 
     def __post_init__(self) -> None:
@@ -137,7 +138,7 @@ class MidBlock(nn.Sequential):
 def colour_summary(x: torch.Tensor) -> torch.Tensor:
     """image [B,3,S,S] in [-1,1] -> [B, 6]: RGB mean and std over the object (non-background) pixels.
 
-    An image with no object pixels gets mean 0 and std 0 (an empty mask must not divide by zero)."""
+    An image with no object pixels gets mean 0 and std ~0 (an empty mask must not divide by zero)."""
     mask = (x < BACKGROUND_MIN).any(dim=1, keepdim=True).to(x.dtype)  # [B,1,S,S]
     count = mask.sum(dim=(2, 3)).clamp(min=1.0)  # [B,1]
     mean = (x * mask).sum(dim=(2, 3)) / count
