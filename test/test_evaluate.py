@@ -77,6 +77,14 @@ def instances():
     return [_disc_instance("red", (220, 30, 30)), _disc_instance("blue", (30, 30, 220))]
 
 
+def test_object_chroma_tells_paint_from_greys():
+    img = np.full((3, 8, 8, 3), 255, np.uint8)
+    img[0, 2:6, 2:6] = (180, 180, 185)  # silver
+    img[1, 2:6, 2:6] = (200, 20, 20)  # red paint
+    chroma = metrics.object_chroma(img)
+    assert chroma[0] < 3.0 < 40.0 < chroma[1] and chroma[2] == 0.0  # all background: 0, not NaN
+
+
 def test_azimuth_offsets_of_a_spiral():
     c2w = spiral_poses(9, turns=1.0)  # azimuths 0, 45, ..., 360
     np.testing.assert_allclose(
@@ -125,6 +133,15 @@ def test_evaluate_core_on_a_tiny_model(tiny_models, instances, tmp_path):
         (diff > 0).mean()
     )
     assert "psnr_gain_over_copy_input" not in summary["far"]["methods"]["copy_input"]
+    # the painted-car means: pairs whose input's chroma reaches the threshold
+    np.testing.assert_allclose(result.input_chroma, metrics.object_chroma(cond))
+    painted = result.input_chroma >= cfg.colourful_chroma
+    col = summary["colourful"]
+    assert col["pairs"] == painted.sum() and col["min_chroma"] == cfg.colourful_chroma
+    if painted.any():
+        assert col["methods"]["ddim-2"]["ciede2000"]["mean"] == pytest.approx(
+            result.per_pair["ddim-2"]["ciede2000"][painted].mean()
+        )
     sweep = ev.sweep_grid(
         tiny_models, instances, ev.EvalConfig(cond_view=0, sweep_angles=4, sweep_sampler="ddim-2")
     )

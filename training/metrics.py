@@ -70,6 +70,16 @@ METRICS = {"psnr": psnr, "ssim": ssim, "ciede2000": ciede2000}
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ciede2000": False}
 
 
+def object_chroma(images: np.ndarray, background_min: int = BACKGROUND_MIN) -> np.ndarray:
+    """[N]: mean CIELAB chroma (sqrt(a*^2 + b*^2)) of each image's non-background pixels; 0 for none.
+    Greys, whites and blacks score near 0, paint colours tens."""
+    mask = ~(images >= background_min).all(-1)
+    lab = rgb2lab(images)
+    chroma = np.hypot(lab[..., 1], lab[..., 2])
+    counts = mask.sum((1, 2))
+    return np.where(counts > 0, np.where(mask, chroma, 0.0).sum((1, 2)) / np.maximum(counts, 1), 0.0)
+
+
 def all_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
     """{"psnr", "ssim", "ciede2000"} -> per-image values [N]."""
     return {name: fn(pred, truth) for name, fn in METRICS.items()}
