@@ -154,18 +154,11 @@ def cond_view(inst) -> int:
 
 
 def colourful_objects(instances, count: int) -> list[int]:
-    """Indices of the objects whose input view is most saturated (mean Lab chroma of the object
-    pixels): the colours the paper's model repaints silver."""
-    from skimage.color import rgb2lab
+    """Indices of the objects whose input view is most saturated (mean CIELAB chroma of the object
+    pixels): the colours the paper's model repaints grey."""
+    from training.metrics import object_chroma
 
-    from training.metrics import BACKGROUND_MIN
-
-    chroma = []
-    for inst in instances:
-        img = inst.images[cond_view(inst)]
-        mask = ~(img >= BACKGROUND_MIN).all(-1)
-        lab = rgb2lab(img)
-        chroma.append(float(np.hypot(lab[..., 1], lab[..., 2])[mask].mean()) if mask.any() else 0.0)
+    chroma = object_chroma(np.stack([inst.images[cond_view(inst)] for inst in instances]))
     return [int(i) for i in np.argsort(chroma)[::-1][:count]]
 
 
