@@ -90,6 +90,12 @@ def single_token_attention_shortcut():
         U.Attention.forward = original
 
 
+def _outputs(module: nn.Module, args: tuple) -> tuple[torch.Tensor, ...]:
+    """The module's outputs as a tuple, one per ONNX graph output (a graph may have one or several)."""
+    outs = module(*args)
+    return outs if isinstance(outs, tuple) else (outs,)
+
+
 def export_onnx(
     module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str]
 ) -> None:
@@ -114,8 +120,7 @@ def export_onnx(
     import onnx
 
     with torch.no_grad():
-        outs = module(*args)
-    outs = outs if isinstance(outs, tuple) else (outs,)
+        outs = _outputs(module, args)
     model = onnx.load(str(path))
     for graph_out, out in zip(model.graph.output, outs, strict=True):
         for dim, size in zip(graph_out.type.tensor_type.shape.dim[1:], out.shape[1:], strict=True):
@@ -250,8 +255,7 @@ def verify_graph(
     for set_name, inputs in sets.items():
         feeds = inputs[role]
         ort_outs = sess.run(None, {k: v.numpy() for k, v in feeds.items()})
-        torch_outs = module(*feeds.values())
-        torch_outs = torch_outs if isinstance(torch_outs, tuple) else (torch_outs,)
+        torch_outs = _outputs(module, tuple(feeds.values()))
         names = [o.name for o in sess.get_outputs()]
         for name, ref, got in zip(names, torch_outs, ort_outs, strict=True):
             suffix = "" if len(names) == 1 else f"/{name}"
