@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from node_process import REPO, CameraProcess, Client, NodeProcess, isolate_dds, machine, resolve_model  # noqa: E402
+
+from tinyldm_ros.dds_profile import large_image_profile, set_profile
 
 
 def run_case(model: Path, targets: int, threads: int, args, index: int) -> dict:
@@ -109,10 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         default="reliable",
         help="image QoS of the camera process and the node (image_qos)",
     )
+    parser.add_argument(
+        "--fastdds-profile",
+        default=str(large_image_profile()),
+        help="Fast DDS XML profile of the camera, node and client processes ('none': Fast DDS defaults; "
+        "default: the shipped config/fastdds_large_images.xml)",
+    )
     parser.add_argument("--diagnostics-period", type=float, default=1.0)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bench_node.json")
     args = parser.parse_args(argv)
     model = resolve_model(args.model)
+    profile = None if args.fastdds_profile == "none" else Path(args.fastdds_profile).resolve()
+    set_profile(os.environ, profile)  # before rclpy.init here; the camera and node inherit it
     isolate_dds()
     import rclpy
 
@@ -130,9 +141,10 @@ def main(argv: list[str] | None = None) -> int:
 
     header = (
         f"{'targets':>7} {'threads':>7} {'in Hz':>6} {'out Hz':>6} {'p50 ms':>7} {'p95 ms':>7} "
-        f"{'engine':>7} {'dropped':>7} {'CPU %':>6} {'RSS MB':>6}"
+        f"{'engine':>7} {'node':>7} {'dropped':>7} {'CPU %':>6} {'RSS MB':>6}"
     )
     print(f"\nnvs_node, {args.width}x{args.height} rgb8 at {args.rate:g} Hz over DDS, model {model}")
+    print(f"Fast DDS profile: {profile or 'none (Fast DDS defaults)'}; ms columns are p50 unless marked")
     print(header)
     for r in rows:
         print(
@@ -155,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                 + " ".join(argv if argv is not None else sys.argv[1:]),
                 "model": str(model),
                 "input": f"{args.width}x{args.height} rgb8 at {args.rate} Hz, {args.seconds} s per case",
+                "image_qos": args.qos,
+                "fastdds_profile": str(profile) if profile else None,
                 "latency": "image stamp (camera process, wall clock) -> SynthesizedViews receipt here",
                 "counters": "received_by_node, dropped: /diagnostics snapshots (1 Hz), +-1 s at the edges",
                 "machine_before": before,

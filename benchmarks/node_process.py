@@ -194,6 +194,24 @@ def _camera_main(ns: str, width: str, height: str, rate: str, warmup: str, secon
     rclpy.try_shutdown()
 
 
+def _echo_main(ns: str, qos: str) -> None:
+    """Republishes each image's header at once: image transport between processes, without the node."""
+    from std_msgs.msg import Header
+
+    rclpy.init()
+    node = rclpy.create_node("bench_echo", namespace=ns)
+    pub = node.create_publisher(Header, "echo", QoSProfile(depth=100))
+    profile = QoSProfile(depth=5) if qos == "reliable" else qos_profile_sensor_data
+    node.create_subscription(Image, "image", lambda m: pub.publish(m.header), profile)
+    try:
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
 def camera_image(width: int, height: int, seed: int = 0) -> Image:
     rng = np.random.default_rng(seed)
     msg = numpy_to_image(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "rgb8")
@@ -220,3 +238,5 @@ def _ros_value(value) -> str:
 
 if __name__ == "__main__" and len(sys.argv) == 9 and sys.argv[1] == "camera":
     _camera_main(*sys.argv[2:])
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "echo":
+    _echo_main(*sys.argv[2:])

@@ -1,7 +1,8 @@
 """ros2 launch tinyldm_ros nvs.launch.py image:=/camera/image_raw camera_info:=/camera/camera_info
 
 Starts nvs_node (parameters from config/nvs.yaml unless params_file says otherwise) and, with
-use_rviz:=true, RViz with config/nvs.rviz.
+use_rviz:=true, RViz with config/nvs.rviz. Both load the Fast DDS profile `fastdds_profile` (default:
+the shipped one for large images; see tinyldm_ros/dds_profile.py).
 """
 
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -11,6 +12,7 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
+from tinyldm_ros.dds_profile import launch_actions as fastdds_profile_actions
 
 
 def _nvs_node(context):
@@ -60,6 +62,7 @@ def generate_launch_description() -> LaunchDescription:
             ),
             DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
             DeclareLaunchArgument("use_rviz", default_value="false", description="also start RViz"),
+            *fastdds_profile_actions(),
             OpaqueFunction(function=_nvs_node),
             Node(
                 package="rviz2",

@@ -2,6 +2,7 @@
 determinism, threads, providers, and every kind of bad input."""
 
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -238,6 +239,30 @@ def test_concurrent_callers_are_serialised(engine):
     for seed, outs in results.items():
         for out in outs:
             np.testing.assert_array_equal(out, expected[seed])
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_worker_threads_give_the_views_of_one_batch(n):
+    """Split across worker threads, each group with its own buffers and noise slice, the views are
+    exactly those of one batch on one thread, with and without guidance and eta noise."""
+    one = Engine(FIXTURE, provider="cpu", workers=1, warmup=False)
+    poses = orbit_poses(n)
+    for workers in (2, 3):
+        split = Engine(FIXTURE, provider="cpu", workers=workers, warmup=False)
+        assert split.workers == workers
+        for kwargs in ({}, {"guidance": 2.0, "eta": 0.5}):
+            np.testing.assert_array_equal(
+                split.synthesize(image(), poses, seed=7, **kwargs),
+                one.synthesize(image(), poses, seed=7, **kwargs),
+            )
+        assert split.last_timing.views == n and split.last_timing.denoise_ms > 0
+
+
+def test_workers_must_be_a_positive_integer():
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="workers"):
+            Engine(FIXTURE, provider="cpu", workers=bad, warmup=False)
+    assert Engine(FIXTURE, provider="cpu", warmup=False).workers == min(2, os.cpu_count() or 1)
 
 
 # -------------------------------------------------------------------------------- bad input

@@ -3,9 +3,10 @@
     python -m tinyldm_ros.demo_source --ros-args -p data:=data/cars/test/<instance>
 
 Publishes, at `rate_hz`, each view of one object as `image` (rgb8) + `camera_info` in the optical
-frame `frame_id`, and target cameras that orbit the object: always as a `target_poses` PoseArray in
-the camera's frame, and as TF frames `<target_prefix><i>` (parent `frame_id`) where tf2_ros exists,
-so the node can be fed either way.
+frame `frame_id`, and target cameras that orbit the object: as a `target_poses` PoseArray in the
+camera's frame (unless `publish_target_poses` is false) and as TF frames `<target_prefix><i>` (parent
+`frame_id`) where tf2_ros exists, so the node can be fed either way. A node fed both ways would
+synthesize every target twice: demo.launch.py uses TF only.
 """
 
 from __future__ import annotations
@@ -95,8 +96,10 @@ class DemoSource(Node):
         self.declare_parameter("orbit_speed_deg_s", 30.0)
         self.declare_parameter("max_views", 0)
         self.declare_parameter("loop", True)
+        self.declare_parameter("publish_target_poses", True)
         p = {name: self.get_parameter(name).value for name in self._parameters}
         self.frame_id, self.prefix, self.loop = p["frame_id"], p["target_prefix"], p["loop"]
+        self.publish_target_poses = p["publish_target_poses"]
         self.azimuths = list(p["target_azimuths_deg"])
         self.speed = p["orbit_speed_deg_s"]
         self.period_s = 1.0 / p["rate_hz"]
@@ -158,7 +161,8 @@ class DemoSource(Node):
             self.tf_broadcaster.sendTransform(transforms)
         # camera_info and targets first, so the image never arrives before what goes with it
         self.info_pub.publish(info)
-        self.poses_pub.publish(array)
+        if self.publish_target_poses:
+            self.poses_pub.publish(array)
         self.image_pub.publish(image)
         self.sent += 1
         self.index += 1

@@ -102,7 +102,10 @@ class NvsNode(Node):
         start = node_params.read(self, defaults)
         model_dir = Path(start.model_dir) if start.model_dir else default_model_dir()
         self.engine = Engine(
-            model_dir, provider=start.provider, intra_op_threads=start.intra_op_threads or None
+            model_dir,
+            provider=start.provider,
+            intra_op_threads=start.intra_op_threads or None,
+            workers=start.engine_workers or None,
         )
         info = self.engine.info
         self.provider = ",".join(self.engine.providers[:1])
@@ -166,7 +169,8 @@ class NvsNode(Node):
         self._worker.start()
         self.get_logger().info(
             f"model {model_dir} ({info.image_size}px, training radius {info.training_radius}) on "
-            f"{self.engine.providers[0]}; steps {cfg.steps}, guidance {cfg.guidance}; "
+            f"{self.engine.providers[0]} ({self.engine.workers} worker thread(s)); steps {cfg.steps}, "
+            f"guidance {cfg.guidance}; "
             f"targets: {self._stream_target_names(cfg) or 'none yet (target_frames / orbit / target_poses)'}"
         )
 
@@ -331,6 +335,8 @@ class NvsNode(Node):
             except RejectedInput as e:
                 self._bad(e.cause, str(e))
             except Exception as e:  # noqa: BLE001 - a bug must not kill the worker; say it loudly
+                if not self.context.ok():
+                    return  # Ctrl-C: rclpy shut the context down before destroy_node() stopped us
                 self.get_logger().error(f"worker: unexpected {type(e).__name__}: {e}")
                 self.stats.reject("internal")
 

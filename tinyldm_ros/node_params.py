@@ -14,7 +14,7 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
 # The engine loads these once; changing them means a new engine, i.e. a restart.
-READ_ONLY = ("model_dir", "provider", "intra_op_threads", "image_qos")
+READ_ONLY = ("model_dir", "provider", "intra_op_threads", "engine_workers", "image_qos")
 PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 
 
@@ -25,6 +25,7 @@ class NodeConfig:
     model_dir: str = ""
     provider: str = "auto"
     intra_op_threads: int = 1
+    engine_workers: int = 0
     image_qos: str = "sensor_data"
     steps: int = 10
     guidance: float = 1.0
@@ -63,6 +64,12 @@ SPECS: dict[str, tuple[str, Any]] = {
         "other nodes, more threads spin-wait for each other (measured in benchmarks/bench_node.py). "
         "Read at start.",
         (0, 64),
+    ),
+    "engine_workers": (
+        "Threads that share one image's targets (CPU): each denoises and decodes its group of views "
+        "at the same time; 0 = the engine's default (2 on a CPU with 2 or more cores), 1 = all "
+        "targets in one batch on one thread. Read at start.",
+        (0, 16),
     ),
     "image_qos": (
         "QoS of the image and camera_info subscriptions: 'sensor_data' (best effort, keep last 5; "
