@@ -18,7 +18,7 @@ import numpy as np
 import psutil
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from tinyldm_ros.msg import SynthesizedViews
@@ -205,7 +205,7 @@ def _echo_main(ns: str, qos: str) -> None:
     node.create_subscription(Image, "image", lambda m: pub.publish(m.header), profile)
     try:
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):  # SIGINT: rclpy shuts the context down
         pass
     finally:
         node.destroy_node()
