@@ -18,7 +18,7 @@ serialises them (they wait, they do not run in parallel) — because the preallo
 bindings are per instance; the pieces (encode, denoise, decode) take the same lock. For parallel
 throughput create one Engine per thread. Inside one call, `workers` > 1 (CPU) splits the targets into
 that many groups that are denoised and decoded at once on the engine's own threads, each group with its
-own buffers and one ONNX Runtime thread: on the 2-core machine 8 views took ~14 ms instead of ~19.
+own buffers and one ONNX Runtime thread: on the 2-core machine 8 views took ~13 ms instead of ~19.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def default_intra_op_threads() -> int:
 
 def default_workers() -> int:
     # Independent groups of views, one per core, with no synchronisation inside ONNX Runtime (which is
-    # what made intra-op threads lose): 8 views 19 -> 14 ms p50 on the 2-core machine. Two at most, so
+    # what made intra-op threads lose): 8 views 18.8 -> 12.9 ms p50 on the 2-core machine. Two at most, so
     # a robot's other nodes keep the rest of a bigger CPU.
     return min(2, os.cpu_count() or 1)
 
