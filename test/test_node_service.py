@@ -171,6 +171,24 @@ def test_documented_service_calls_work_as_typed(harness: Harness) -> None:
     assert wait_for(lambda: harness.image_pub.get_subscription_count() > 0)
     harness.publish_image(random_image())
     assert wait_for(lambda: harness.node._latest is not None)
+    frames = {f for text in calls for f in (yaml.safe_load(text).get("target_frames") or [])}
+    if harness.node._tf is not None and frames:  # TF here: put the documented frames on it first
+        import tf2_ros
+        from geometry_msgs.msg import TransformStamped
+
+        broadcaster = tf2_ros.StaticTransformBroadcaster(harness.client)
+        tfs = []
+        for i, frame in enumerate(sorted(frames)):
+            tf = TransformStamped()
+            tf.header.frame_id, tf.child_frame_id = "camera_optical", frame
+            tf.transform.translation.x = -0.3 * (i + 1)
+            tf.transform.rotation.w = 1.0
+            tfs.append(tf)
+        broadcaster.sendTransform(tfs)
+        buffer = harness.node._tf.buffer
+        assert wait_for(
+            lambda: all(buffer.can_transform("camera_optical", f, rclpy.time.Time()) for f in frames)
+        )
     for text in calls:
         values = yaml.safe_load(text)
         response = call(harness, _fill(SynthesizeView.Request(), values))
@@ -178,4 +196,5 @@ def test_documented_service_calls_work_as_typed(harness: Harness) -> None:
             assert not response.success and "tf2_ros" in response.message  # no TF here: says why
         else:
             assert response.success, (text, response.message)
-            assert len(response.result.views) == len(values.get("azimuths_deg", [])), text
+            expected = sum(len(values.get(k, [])) for k in ("target_frames", "target_poses", "azimuths_deg"))
+            assert len(response.result.views) == expected, text

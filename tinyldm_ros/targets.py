@@ -173,8 +173,11 @@ class TfLookup:
     """Blocking TF lookups for the node's worker thread (never called on the executor), and the
     broadcaster of the frames the node names (`target_transforms`).
 
-    Wraps a tf2_ros Buffer filled by a TransformListener with its own spin thread, so waiting for a
-    transform here never holds up the node's callbacks.
+    Wraps a tf2_ros Buffer filled by a TransformListener on the node itself: the node's executor
+    serves /tf and /tf_static, and the lookups wait on the worker thread, so they never hold up a
+    callback. (`spin_thread=True` would not help: adding the node to its executor takes it out of the
+    listener's, whose thread then spins nothing and dies with a traceback at Ctrl-C; ros2/geometry2
+    #743, #930.)
     """
 
     def __init__(self, node) -> None:
@@ -182,7 +185,7 @@ class TfLookup:
 
         self._tf2 = tf2_ros
         self.buffer = tf2_ros.Buffer()
-        self.listener = tf2_ros.TransformListener(self.buffer, node, spin_thread=True)
+        self.listener = tf2_ros.TransformListener(self.buffer, node, spin_thread=False)
         self.broadcaster = tf2_ros.TransformBroadcaster(node)
 
     def broadcast(self, transforms: list[TransformStamped]) -> None:
