@@ -217,7 +217,7 @@ def child_torch(args: argparse.Namespace) -> dict:
         )
         gen = torch.Generator().manual_seed(0)
         z0 = sample(unet, ctx, scheduler, steps, guidance=info.sampler.guidance, generator=gen)
-        return postprocess(vae.decode(z0 / scale).numpy())
+        return postprocess(vae.decode(z0 / scale, vae.colour(x)).numpy())
 
     rows = []
     plan = [("DDIM-10", DDIMScheduler(sched_cfg), 10, args.reps // 2)]
