@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import itertools
+import time
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,39 @@ def test_every_topic_the_rviz_config_shows_is_published_with_its_type() -> None:
             assert msg_type in graph[topic], (topic, graph[topic])
     finally:
         for n in (observer, source, nvs):
+            n.destroy_node()
+
+
+@pytest.mark.parametrize("publish", [True, False])
+def test_demo_source_target_poses_can_be_switched_off(publish: bool) -> None:
+    """demo.launch.py feeds the node its targets through TF only (publish_target_poses: false)."""
+    from geometry_msgs.msg import PoseArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+
+    source = DemoSource(
+        parameter_overrides=[
+            Parameter("data", value=str(REPO / "test" / "data" / "srn_sample")),
+            Parameter("rate_hz", value=50.0),
+            Parameter("publish_target_poses", value=publish),
+        ]
+    )
+    listener = rclpy.create_node("demo_source_listener")
+    images, poses = [], []
+    listener.create_subscription(Image, "image", images.append, qos_profile_sensor_data)
+    listener.create_subscription(PoseArray, "target_poses", poses.append, 5)
+    executor = SingleThreadedExecutor()
+    for n in (source, listener):
+        executor.add_node(n)
+    try:
+        deadline = time.monotonic() + 10.0
+        while len(images) < 5 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        assert len(images) >= 5
+        assert bool(poses) == publish, (publish, len(poses))
+    finally:
+        executor.shutdown()
+        for n in (listener, source):
             n.destroy_node()
 
 
