@@ -174,7 +174,8 @@ def figure(rows: list[dict], data: Path, objects: int, angles: int, out: Path) -
     picked = [instances[i] for i in colourful_objects(instances, objects)]
     # figure_label: a shorter name where the row's own does not fit beside the tiles
     engines = [
-        (r.get("figure_label", r["name"]), Engine(r["model_dir"], provider="cpu"), r["guidance"]) for r in rows
+        (r.get("figure_label", r["name"]), Engine(r["model_dir"], provider="cpu"), r["guidance"])
+        for r in rows
     ]
     S, gap, label_w, scale = 32, 2, 64, 3
     block = 1 + len(engines)  # the truth row, then one row per model
