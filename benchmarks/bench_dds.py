@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from node_process import REPO, CameraProcess, isolate_dds, machine  # noqa: E402
+from node_process import REPO, CameraProcess, isolate_dds, machine, write_result  # noqa: E402
 
 from tinyldm_ros.dds_profile import large_image_profile, set_profile
 
@@ -157,24 +157,18 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {before['cpus']} x {before['cpu']}; load average {before['load_average_1m']} before, "
         f"{after['load_average_1m']} after"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "benchmark": "bench_dds",
-                "command": "python benchmarks/bench_dds.py "
-                + " ".join(argv if argv is not None else sys.argv[1:]),
-                "latency": "image stamp (camera process, wall clock) -> receipt of its header echoed by a "
-                "second process",
-                "machine_before": before,
-                "machine_after": after,
-                "results": rows,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_result(
+        args.out,
+        "bench_dds",
+        argv,
+        {
+            "latency": "image stamp (camera process, wall clock) -> receipt of its header echoed by a "
+            "second process",
+            "machine_before": before,
+            "machine_after": after,
+            "results": rows,
+        },
     )
-    print(f"wrote {args.out}")
     return 0
 
 

@@ -11,7 +11,6 @@ to the receipt of its SynthesizedViews message (p50/p95), the output rate, frame
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -20,7 +19,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from node_process import REPO, CameraProcess, Client, NodeProcess, isolate_dds, machine, resolve_model  # noqa: E402
+from node_process import (  # noqa: E402
+    REPO,
+    CameraProcess,
+    Client,
+    NodeProcess,
+    isolate_dds,
+    machine,
+    resolve_model,
+    write_result,
+)
 
 from tinyldm_ros.dds_profile import large_image_profile, set_profile
 
@@ -158,28 +166,22 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {before['cpus']} x {before['cpu']}; load average {before['load_average_1m']} before, "
         f"{after['load_average_1m']} after (other processes share the CPU)"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "benchmark": "bench_node",
-                "command": "python benchmarks/bench_node.py "
-                + " ".join(argv if argv is not None else sys.argv[1:]),
-                "model": str(model),
-                "input": f"{args.width}x{args.height} rgb8 at {args.rate} Hz, {args.seconds} s per case",
-                "image_qos": args.qos,
-                "fastdds_profile": str(profile) if profile else None,
-                "latency": "image stamp (camera process, wall clock) -> SynthesizedViews receipt here",
-                "counters": "received_by_node, dropped: /diagnostics snapshots (1 Hz), +-1 s at the edges",
-                "machine_before": before,
-                "machine_after": after,
-                "results": rows,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_result(
+        args.out,
+        "bench_node",
+        argv,
+        {
+            "model": str(model),
+            "input": f"{args.width}x{args.height} rgb8 at {args.rate} Hz, {args.seconds} s per case",
+            "image_qos": args.qos,
+            "fastdds_profile": str(profile) if profile else None,
+            "latency": "image stamp (camera process, wall clock) -> SynthesizedViews receipt here",
+            "counters": "received_by_node, dropped: /diagnostics snapshots (1 Hz), +-1 s at the edges",
+            "machine_before": before,
+            "machine_after": after,
+            "results": rows,
+        },
     )
-    print(f"wrote {args.out}")
     return 0
 
 

@@ -6,6 +6,7 @@ time and memory can be measured on its own, and every message crosses DDS betwee
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -217,6 +218,14 @@ def camera_image(width: int, height: int, seed: int = 0) -> Image:
     msg = numpy_to_image(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "rgb8")
     msg.header.frame_id = "camera_optical"
     return msg
+
+
+def write_result(out: Path, name: str, argv: list[str] | None, fields: dict) -> None:
+    """A benchmarks/results JSON: the benchmark's name, the command that made it, then `fields`."""
+    command = f"python benchmarks/{name}.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"benchmark": name, "command": command, **fields}, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 def machine() -> dict:
