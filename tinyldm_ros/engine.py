@@ -495,14 +495,21 @@ class Engine:
             )
             return out
 
-    def warmup(self, views: int = 1) -> None:
+    def warmup(self, views: int = 1, guidance: float | None = None) -> None:
         """One full call with `views` targets: graph specialisation for that batch size, allocations and
-        kernel choices happen now, not on the first image."""
+        kernel choices happen now, not on the first image. Pass the guidance the calls will use: with
+        guidance != 1 the denoiser runs a batch of 2 x views."""
         size = self.info.image_size
         image = np.full((size, size, 3), 128, np.uint8)
-        self.synthesize(image, np.repeat(np.eye(4)[None], views, axis=0))
+        self.synthesize(image, np.repeat(np.eye(4)[None], views, axis=0), steps=1, guidance=guidance)
 
     # ---------------------------------------------------------------- ORT plumbing
+
+    @property
+    def specialised(self) -> list[tuple[str, int]]:
+        """(role, batch size) of the batch-specialised sessions built so far, oldest first."""
+        with self._cache_lock:
+            return list(self._specialised)
 
     def session(self, role: str, batch: int) -> ort.InferenceSession:
         """The session for `role` specialised to a fixed batch size.

@@ -122,6 +122,8 @@ class NvsNode(Node):
             raise ValueError(f"invalid parameters: {problem}")
         self.cfg = cfg
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._warmed: set[tuple[int, float]] = {(1, 1.0)}  # the engine warms up 1 view at load
+        self._warmup(self._targets_per_frame(0))
 
         self.stats = NodeStats()
         self._rejected_at_last_status = 0
@@ -138,6 +140,7 @@ class NvsNode(Node):
         self._cond = threading.Condition()
         self._slot: Frame | None = None
         self._requests: collections.deque[Request] = collections.deque()
+        self._warm_views = 0  # a target count for the worker to warm the engine up for
         self._latest: Frame | None = None
         self._latest_info: CameraInfo | None = None
         self._pose_array: PoseArray | None = None
@@ -208,6 +211,9 @@ class NvsNode(Node):
             )
         self._ensure_view_publishers([f"pose_{i}" for i in range(n)])
         self._pose_array = msg
+        with self._cond:
+            self._warm_views = self._targets_per_frame(n)
+            self._cond.notify()
 
     async def _on_synthesize(self, request, response):
         self.stats.count("requests")
@@ -272,6 +278,17 @@ class NvsNode(Node):
 
     # ------------------------------------------------------------------ helpers
 
+    def _targets_per_frame(self, poses: int) -> int:
+        return max(1, min(len(self._stream_target_names(self.cfg)) + poses, self.cfg.max_targets))
+
+    def _warmup(self, views: int) -> None:
+        """Build the engine's sessions for `views` targets (~0.1-0.3 s per batch size the first time
+        it is used) now, at start or when target_poses changes count, not on the next camera frame."""
+        key = (views, self.cfg.guidance)
+        if key not in self._warmed:
+            self._warmed.add(key)
+            self.engine.warmup(views, guidance=self.cfg.guidance)
+
     def _stream_target_names(self, cfg: NodeConfig) -> list[str]:
         names = [topic_safe(f) for f in cfg.target_frames]
         with contextlib.suppress(TargetError):
@@ -313,7 +330,7 @@ class NvsNode(Node):
         while True:
             with self._cond:
                 while not self._stop:
-                    if self._requests:
+                    if self._requests or self._warm_views:
                         break
                     wait = self._next_frame_at - time.monotonic()
                     if self._slot is not None and wait <= 0:
@@ -321,12 +338,15 @@ class NvsNode(Node):
                     self._cond.wait(timeout=wait if self._slot is not None else None)
                 if self._stop:
                     return
-                job = self._requests.popleft() if self._requests else None
+                warm, self._warm_views = self._warm_views, 0
+                job = self._requests.popleft() if self._requests and not warm else None
                 frame = None
-                if job is None:
+                if job is None and not warm:
                     frame, self._slot = self._slot, None
             try:
-                if job is not None:
+                if warm:
+                    self._warmup(warm)
+                elif job is not None:
                     self._serve(job)
                 else:
                     rate = self.cfg.max_rate_hz
