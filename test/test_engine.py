@@ -106,6 +106,28 @@ def test_deterministic_for_a_seed(engine):
     assert not np.array_equal(a, c)
 
 
+def test_temperature_scales_the_initial_noise(engine):
+    x_T, _ = engine.draw_noise(3, 10, seed=4)
+    cold, _ = engine.draw_noise(3, 10, seed=4, temperature=0.5)
+    np.testing.assert_array_equal(cold, x_T * np.float32(0.5))
+    assert engine.info.sampler.temperature == 1.0  # the fixture's model.json: the default
+    poses = orbit_poses(3)
+    assert not np.array_equal(
+        engine.synthesize(image(), poses, temperature=0.5), engine.synthesize(image(), poses)
+    )
+    # Temperature 0 with eta 0: x_T = 0 whatever the seed, so the views are the same for every seed.
+    zero = [engine.synthesize(image(), poses, seed=s, temperature=0.0) for s in (0, 1, 2)]
+    np.testing.assert_array_equal(zero[0], zero[1])
+    np.testing.assert_array_equal(zero[0], zero[2])
+    # and what the pieces give from an all-zero x_T
+    z_cond = engine.encode(engine.prepare(image()))
+    ctx = engine.make_context(z_cond, engine.check_poses(poses))
+    z0 = engine.denoise(ctx, np.zeros_like(x_T), steps=engine.info.sampler.steps, guidance=1.0)
+    from tinyldm_ros.preprocess import postprocess
+
+    np.testing.assert_array_equal(postprocess(engine.decode(z0)), zero[0])
+
+
 def test_batch_equals_single_calls(engine):
     """All poses of a call are one batch: view 0 of a batch is the single-view result (the noise of
     view 0 is the first draw of the same generator), up to kernel rounding."""
@@ -342,6 +364,10 @@ def test_bad_poses(engine, poses, match):
         ({"seed": -1}, "seed must be a non-negative integer"),
         ({"seed": 1.5}, "seed"),
         ({"eta": 1.5}, "eta"),
+        ({"temperature": 1.5}, r"temperature must be in \[0, 1\]"),
+        ({"temperature": -0.1}, "temperature"),
+        ({"temperature": float("nan")}, "temperature"),
+        ({"temperature": "0"}, "temperature must be a number"),
     ],
 )
 def test_bad_arguments(engine, kwargs, match):

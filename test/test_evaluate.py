@@ -154,6 +154,31 @@ def test_evaluate_core_on_a_tiny_model(tiny_models, instances, tmp_path):
     assert paths["azimuth"].stat().st_size > 0 and paths["sweep"].stat().st_size > 0
 
 
+def test_temperature_scales_the_initial_noise(tiny_models, instances):
+    """temperature 0 starts DDIM from x_T = 0: the views no longer depend on the seed; 1 is the
+    plain draw. evaluate() uses it, and the report says which."""
+    obj = instances[0]
+    cond, c2w_c, c2w_t = obj.images[[0, 0, 0]], obj.c2w[[0, 0, 0]], obj.c2w[[1, 2, 3]]
+    views = {
+        (t, seed): ev.synthesize(tiny_models, cond, c2w_c, c2w_t, "ddim-2", seed=seed, temperature=t)
+        for t in (0.0, 1.0)
+        for seed in (0, 1)
+    }
+    np.testing.assert_array_equal(views[0.0, 0], views[0.0, 1])
+    assert not np.array_equal(views[1.0, 0], views[1.0, 1])
+    base = {"samplers": ("ddim-2",), "cond_view": 0, "targets_per_object": 3, "batch_size": 8}
+    results = {
+        t: ev.evaluate(tiny_models, instances, ev.EvalConfig(**base, temperature=t)) for t in (0.0, 1.0)
+    }
+    assert not np.array_equal(
+        results[0.0].per_pair["ddim-2"]["psnr"], results[1.0].per_pair["ddim-2"]["psnr"]
+    )
+    cfg = ev.EvalConfig(**base, temperature=0.0)
+    summary = ev.summarize(results[0.0], cfg, {})
+    assert summary["config"]["temperature"] == 0.0
+    assert "temperature 0.0" in ev.markdown_report(summary)
+
+
 def test_sweep_views_walk_around_the_object(instances):
     views = ev.sweep_views(instances[0], 0, 4)
     offsets = ev.azimuth_offset(instances[0].c2w[0], instances[0].c2w[views])

@@ -220,3 +220,13 @@ def test_cli_ships_the_evaluation_report_and_the_training_time(tmp_path, capsys)
         code == 2
         and "evaluated at guidance 1 but the model's default guidance is 3" in capsys.readouterr().err
     )
+    cold = ev.summarize(result, ev.EvalConfig(samplers=("ddim-10",), temperature=0.0), {"split": "test"})
+    ev.write_report(cold, tmp_path / "eval_cold")
+    cold_args = [*args, "--eval", str(tmp_path / "eval_cold"), "--guidance", "1"]
+    code = E.main([*cold_args, "--out", str(tmp_path / "m4")])
+    assert code == 2 and "evaluated at temperature 0 but the model's default temperature is 1" in (
+        capsys.readouterr().err
+    )
+    assert E.main([*cold_args, "--out", str(tmp_path / "m5"), "--temperature", "0"]) == 0
+    assert validate_model_folder(tmp_path / "m5").sampler.temperature == 0.0
+    assert "temperature 0," in (tmp_path / "m5" / "README.md").read_text()

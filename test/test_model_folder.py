@@ -119,6 +119,8 @@ def test_old_format_without_recorded_command_names_the_generic_command(folder):
         ({"sampler__steps": 5000}, r"sampler.steps must be an integer in \[1, 1000\]"),
         ({"sampler__spacing": "linspace"}, "sampler.spacing"),
         ({"sampler__guidance": -1}, "sampler.guidance"),
+        ({"sampler__temperature": 1.5}, r"sampler.temperature must be in \[0, 1\]"),
+        ({"sampler__temperature": True}, "sampler.temperature"),
         ({"context__size": 30}, "context.size"),
         ({"schedule__beta_schedule": "quadratic"}, "schedule: beta_schedule"),
         ({"surprise": 1}, r"unknown field\(s\) \['surprise'\]"),
@@ -170,3 +172,13 @@ def test_fixed_batch_axis_is_rejected(folder):
     onnx.save(m, str(folder / "decoder.onnx"))
     with pytest.raises(ModelFolderError, match="fixed batch axis"):
         validate_model_folder(folder)
+
+
+def test_folder_without_sampler_temperature_loads_with_temperature_1(folder):
+    """sampler.temperature came after format version 1's first folders; those keep sampling as before."""
+    d = json.loads((folder / "model.json").read_text())
+    d["sampler"].pop("temperature", None)
+    (folder / "model.json").write_text(json.dumps(d))
+    assert load_model_info(folder).sampler.temperature == 1.0
+    edit_json(folder, sampler__temperature=0.0)
+    assert load_model_info(folder).sampler.temperature == 0.0

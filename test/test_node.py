@@ -162,11 +162,13 @@ def test_dynamic_parameters_safe_ones_apply_others_refused(harness: Harness) -> 
         [
             Parameter("steps", value=3),
             Parameter("guidance", value=2.0),
+            Parameter("temperature", value=0.5),
             Parameter("target_frames", value=["cam2"]),
         ]
     )
     assert all(r.successful for r in results)
     assert node.cfg.steps == 3 and node.cfg.guidance == 2.0 and node.cfg.target_frames == ["cam2"]
+    assert node.cfg.temperature == 0.5
     assert "cam2" in node._view_pubs
     refused = node.set_parameters([Parameter("model_dir", value="/elsewhere")])[0]
     assert not refused.successful and "read" in refused.reason
@@ -174,6 +176,7 @@ def test_dynamic_parameters_safe_ones_apply_others_refused(harness: Harness) -> 
     assert not too_many.successful and "max_targets" in too_many.reason
     out_of_range = node.set_parameters([Parameter("steps", value=0)])[0]
     assert not out_of_range.successful
+    assert not node.set_parameters([Parameter("temperature", value=1.5)])[0].successful
     assert node.cfg.steps == 3
 
 

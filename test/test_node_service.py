@@ -65,6 +65,18 @@ def test_request_with_image_and_poses(harness: Harness) -> None:
     # Deterministic for a seed: the same call gives the same pixels.
     again = call(harness, request).result
     assert all(a.data == b.data for a, b in zip(result.views, again.views, strict=True))
+    # The call's own temperature; 0 makes the seed irrelevant. Negative: the node's parameter.
+    assert result.temperature == harness.node.cfg.temperature == 1.0
+    request.temperature = 0.0
+    cold = [call(harness, request).result]
+    request.seed = 8
+    cold.append(call(harness, request).result)
+    assert cold[0].temperature == 0.0 and cold[1].seed == 8
+    assert all(a.data == b.data for a, b in zip(cold[0].views, cold[1].views, strict=True))
+    assert any(a.data != b.data for a, b in zip(cold[0].views, result.views, strict=True))
+    request.temperature = 2.0
+    response = call(harness, request)
+    assert not response.success and "temperature must be in [0, 1]" in response.message
 
 
 def test_orbit_angles_on_the_latest_image(harness: Harness) -> None:

@@ -9,9 +9,10 @@ guidance != 1) -> decoder(z / latent_scale [, the input's colour summary when mo
 colour_values]) -> uint8.
 
 Noise is defined here so that any other implementation can reproduce it exactly: the generator is
-`numpy.random.default_rng(seed)`; it first draws the initial latent `x_T` with
-`standard_normal((N, C, h, w), dtype=float32)`, then (only when eta > 0) one array of that shape per
-DDIM step, in step order. `Engine.draw_noise` returns these arrays.
+`numpy.random.default_rng(seed)`; it first draws the initial latent with
+`standard_normal((N, C, h, w), dtype=float32)`, which times the temperature (float32; model.json's
+sampler.temperature by default) is `x_T`, then (only when eta > 0) one array of that shape per DDIM
+step, in step order. `Engine.draw_noise` returns these arrays.
 
 Threading: one Engine serves one caller at a time. Calls from several threads are safe — a lock
 serialises them (they wait, they do not run in parallel) — because the preallocated buffers and IO
@@ -53,7 +54,7 @@ _EP = {
 
 
 class InputError(ValueError):
-    """A synthesize() argument is invalid (image, poses, steps, guidance, seed)."""
+    """A synthesize() argument is invalid (image, poses, steps, guidance, temperature, seed)."""
 
 
 class ProviderError(RuntimeError):
@@ -255,6 +256,14 @@ class Engine:
             raise InputError(f"guidance must be finite and >= 0, got {guidance!r}")
         return float(guidance)
 
+    def check_temperature(self, temperature: float | None) -> float:
+        temperature = self.info.sampler.temperature if temperature is None else temperature
+        if isinstance(temperature, bool) or not isinstance(temperature, int | float | np.floating):
+            raise InputError(f"temperature must be a number, got {temperature!r}")
+        if not 0.0 <= temperature <= 1.0:  # also refuses NaN
+            raise InputError(f"temperature must be in [0, 1], got {temperature!r}")
+        return float(temperature)
+
     @staticmethod
     def check_poses(relative_poses) -> np.ndarray:
         """(N, 4, 4) or (4, 4) rigid transforms -> float32 (N, 4, 4); InputError naming the bad pose."""
@@ -313,14 +322,19 @@ class Engine:
             plan = self._plans[key] = (ts, [tuple(np.float32(c) for c in row) for row in coefs])
         return plan
 
-    def draw_noise(self, n: int, steps: int, seed: int, eta: float | None = None):
+    def draw_noise(
+        self, n: int, steps: int, seed: int, eta: float | None = None, temperature: float | None = None
+    ):
         """(x_T, step_noise): the exact arrays synthesize() uses; step_noise is None when eta == 0."""
         eta = self.info.sampler.eta if eta is None else eta
+        temperature = self.check_temperature(temperature)
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise InputError(f"seed must be a non-negative integer, got {seed!r}")
         rng = np.random.default_rng(int(seed))
         shape = (n, *self.info.latent_shape)
         x_T = rng.standard_normal(shape, dtype=np.float32)
+        if temperature != 1.0:
+            x_T *= np.float32(temperature)
         step_noise = rng.standard_normal((steps, *shape), dtype=np.float32) if eta > 0 else None
         return x_T, step_noise
 
@@ -443,9 +457,11 @@ class Engine:
         guidance: float | None = None,
         eta: float | None = None,
         crop_box: CropBox | None = None,
+        temperature: float | None = None,
     ) -> np.ndarray:
         """One view per relative pose (target camera in the input camera's frame, OpenCV axes, translation
-        in training units): (N, S, S, 3) uint8. Deterministic for a seed. Raises InputError on bad input."""
+        in training units): (N, S, S, 3) uint8. Deterministic for a seed. Raises InputError on bad input.
+        steps / guidance / eta / temperature default to model.json's sampler."""
         with self._lock:
             t0 = time.perf_counter()
             steps = self.check_steps(steps)
@@ -454,7 +470,7 @@ class Engine:
             if not 0.0 <= eta <= 1.0:
                 raise InputError(f"eta must be in [0, 1], got {eta!r}")
             poses = self.check_poses(relative_poses)
-            x_T, step_noise = self.draw_noise(len(poses), steps, seed, eta)
+            x_T, step_noise = self.draw_noise(len(poses), steps, seed, eta, temperature)
             cond = self.prepare(image, crop_box)
             t1 = time.perf_counter()
             z_cond, colour = self.encode_with_colour(cond)

@@ -54,6 +54,9 @@ class SamplerDefaults:
     steps: int = 10
     guidance: float = 1.0  # 1.0 = no classifier-free guidance (one denoiser pass per step)
     eta: float = 0.0  # 0 = deterministic DDIM; > 0 draws ancestral noise from the seeded generator
+    # x_T = temperature * N(0, I). Below 1 the samples move towards the most likely view (higher PSNR,
+    # less variety); 0 with eta 0 makes the view independent of the seed. Absent in older folders: 1.
+    temperature: float = 1.0
     spacing: str = "trailing"  # DDIM timestep selection, tinyldm_ros.schedule.ddim_timesteps
 
 
@@ -186,6 +189,10 @@ class ModelInfo:
             raise bad(f"sampler.guidance must be a finite number >= 0, got {s.guidance!r}")
         if not (isinstance(s.eta, int | float) and 0 <= s.eta <= 1):
             raise bad(f"sampler.eta must be in [0, 1], got {s.eta!r}")
+        if isinstance(s.temperature, bool) or not (
+            isinstance(s.temperature, int | float) and 0 <= s.temperature <= 1
+        ):
+            raise bad(f"sampler.temperature must be in [0, 1], got {s.temperature!r}")
         if s.spacing not in TIMESTEP_SPACINGS:
             raise bad(f"sampler.spacing must be one of {TIMESTEP_SPACINGS}, got {s.spacing!r}")
 

@@ -89,6 +89,16 @@ class Request:
     received: float
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """The sampler settings of one engine call (the node's parameters, or a service call's own)."""
+
+    steps: int
+    seed: int
+    guidance: float
+    temperature: float
+
+
 def default_model_dir() -> Path:
     """The installed package's models/default, else the source checkout's."""
     return shipped("models/default", marker="model.json")
@@ -111,7 +121,10 @@ class NvsNode(Node):
         self.provider = ",".join(self.engine.providers[:1])
         # Sampler defaults come from the model; YAML / command-line values still override them.
         model_defaults = dataclasses.replace(
-            defaults, steps=info.sampler.steps, guidance=info.sampler.guidance
+            defaults,
+            steps=info.sampler.steps,
+            guidance=info.sampler.guidance,
+            temperature=info.sampler.temperature,
         )
         node_params.declare(
             self, [n for n in node_params.SPECS if n not in node_params.READ_ONLY], model_defaults
@@ -173,7 +186,7 @@ class NvsNode(Node):
         self.get_logger().info(
             f"model {model_dir} ({info.image_size}px, training radius {info.training_radius}) on "
             f"{self.engine.providers[0]} ({self.engine.workers} worker thread(s)); steps {cfg.steps}, "
-            f"guidance {cfg.guidance}; "
+            f"guidance {cfg.guidance}, temperature {cfg.temperature}; "
             f"targets: {self._stream_target_names(cfg) or 'none yet (target_frames / orbit / target_poses)'}"
         )
 
@@ -387,7 +400,14 @@ class NvsNode(Node):
         if not views_wanted:
             return
         result, views = self._synthesize(
-            frame, crop, targets, cfg, cfg.steps, cfg.seed, cfg.guidance, cfg.object_distance, start, prepared
+            frame,
+            crop,
+            targets,
+            cfg,
+            Sampling(cfg.steps, cfg.seed, cfg.guidance, cfg.temperature),
+            cfg.object_distance,
+            start,
+            prepared,
         )
         if self._tf is not None:  # the made-up target frames, so that RViz can place their views
             self._tf.broadcast(target_transforms(header, targets))
@@ -425,6 +445,7 @@ class NvsNode(Node):
             steps = req.steps if req.steps > 0 else cfg.steps
             seed = req.seed if req.seed >= 0 else cfg.seed
             guidance = float(req.guidance) if req.guidance >= 0 else cfg.guidance
+            temperature = float(req.temperature) if req.temperature >= 0 else cfg.temperature
             distance = req.object_distance if req.object_distance > 0 else cfg.object_distance
             if not (math.isfinite(guidance) and math.isfinite(distance)):
                 raise RejectedInput("bad_request", "guidance and object_distance must be finite")
@@ -441,9 +462,7 @@ class NvsNode(Node):
                 crop,
                 targets,
                 cfg,
-                steps,
-                seed,
-                guidance,
+                Sampling(steps, seed, guidance, temperature),
                 distance,
                 start,
                 prepared,
@@ -452,7 +471,7 @@ class NvsNode(Node):
             result.total_ms = (time.monotonic() - job.received) * 1e3
             message = (
                 f"{len(targets)} views in {result.total_ms:.1f} ms (steps {steps}, guidance "
-                f"{guidance:g}, seed {seed}, on {self.provider})"
+                f"{guidance:g}, temperature {temperature:g}, seed {seed}, on {self.provider})"
             )
             job.future.set_result((True, message, result))
         except RejectedInput as e:
@@ -567,9 +586,7 @@ class NvsNode(Node):
         crop,
         targets: list[Target],
         cfg: NodeConfig,
-        steps: int,
-        seed: int,
-        guidance: float,
+        sampling: Sampling,
         distance: float,
         start: float,
         prepared: float,
@@ -580,7 +597,14 @@ class NvsNode(Node):
         rel = np.stack([to_model_units(t.pose, info.training_radius, distance) for t in targets])
         t0 = time.monotonic()
         try:
-            views = self.engine.synthesize(crop[0], rel, steps=steps, seed=seed, guidance=guidance)
+            views = self.engine.synthesize(
+                crop[0],
+                rel,
+                steps=sampling.steps,
+                seed=sampling.seed,
+                guidance=sampling.guidance,
+                temperature=sampling.temperature,
+            )
         except ValueError as e:
             raise RejectedInput("engine_input", f"engine refused the input: {e}") from None
         t1 = time.monotonic()
@@ -596,7 +620,8 @@ class NvsNode(Node):
             result.views.append(msg)
             result.poses.append(matrix_to_pose(target.pose))
         result.input_crop = numpy_to_image(crop[1], "rgb8", header)
-        result.steps, result.guidance, result.seed = int(steps), float(guidance), int(seed)
+        result.steps, result.guidance, result.seed = sampling.steps, sampling.guidance, sampling.seed
+        result.temperature = sampling.temperature
         result.object_distance = float(distance)
         result.wait_ms = (start - (wait_from if wait_from is not None else frame.received)) * 1e3
         result.prepare_ms = (prepared - start) * 1e3

@@ -29,6 +29,7 @@ class NodeConfig:
     image_qos: str = "sensor_data"
     steps: int = 10
     guidance: float = 1.0
+    temperature: float = 1.0
     seed: int = 0
     object_distance: float = 1.0
     training_fov_deg: float = 52.0
@@ -79,6 +80,12 @@ SPECS: dict[str, tuple[str, Any]] = {
     ),
     "steps": ("DDIM sampling steps (default: the model's). More = slower, often sharper.", (1, 1000)),
     "guidance": ("Classifier-free guidance scale; 1 = off (one denoiser pass per step).", (0.0, 20.0)),
+    "temperature": (
+        "Scale of the sampler's starting noise (default: the model's). Below 1 the views move towards "
+        "the most likely one (sharper agreement with the truth, less variety); 0 makes them independent "
+        "of the seed.",
+        (0.0, 1.0),
+    ),
     "seed": ("Seed of the sampler's noise; the same seed and input give the same views.", (0, 2**31 - 1)),
     "object_distance": (
         "Metres from the camera to the object centre; pose translations are scaled by "

@@ -89,6 +89,7 @@ class SampleConfig:
     steps: int = 50
     guidance_scale: float = 1.0  # 1.0 = plain conditional sampling
     eta: float = 0.0  # DDIM only: 0 = deterministic
+    temperature: float = 1.0  # x_T = temperature * N(0, I); the exported model's default too
     spacing: str = "trailing"  # timestep spacing, see tinyldm_ros.schedule.ddim_timesteps
     num_instances: int = 4
     num_views: int = 6

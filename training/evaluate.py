@@ -45,6 +45,7 @@ SRN_COND_VIEW = 64  # the SRN Cars protocol (pixelNeRF): view 64 conditions, the
 class EvalConfig:
     samplers: tuple[str, ...] = ("ddpm-1000", "ddim-50", "ddim-20", "ddim-10", "ddim-5")
     guidance: float = 1.0
+    temperature: float = 1.0  # x_T = temperature * N(0, I), as the engine's sampler.temperature
     cond_view: int = SRN_COND_VIEW  # view 0 for objects with fewer views
     targets_per_object: int | None = 32  # None: every other view
     seed: int = 0
@@ -176,18 +177,19 @@ def synthesize(
     batch_size: int = 1024,
     x_T: torch.Tensor | None = None,
     progress: bool = False,
+    temperature: float = 1.0,
 ) -> np.ndarray:
     """Novel views uint8 (N, S, S, 3) of the conditioning images at the target poses.
 
-    x_T (the initial noise, [N, C, h, w]) defaults to a CPU draw from `seed`, so every sampler and
-    device starts from the same noise for a seed.
+    x_T (the initial noise, [N, C, h, w]) defaults to temperature times a CPU draw from `seed`, so
+    every sampler and device starts from the same noise for a seed.
     """
     scheduler, steps = make_scheduler(sampler, models.schedule)
     u = models.unet.cfg
     n = len(cond_images)
     if x_T is None:
         gen = torch.Generator().manual_seed(seed)
-        x_T = torch.randn((n, u.latent_channels, u.latent_size, u.latent_size), generator=gen)
+        x_T = temperature * torch.randn((n, u.latent_channels, u.latent_size, u.latent_size), generator=gen)
     z_cond = encode_mean(models, cond_images, batch_size) * models.latent_scale
     colour = colour_of(models, cond_images)
     context = make_context(z_cond, c2w_cond, c2w_target)
@@ -230,7 +232,7 @@ def evaluate(
     cond_img, c2w_c = _views(instances, pairs.instance, pairs.cond_view)
     truth, c2w_t = _views(instances, pairs.instance, pairs.target_view)
     u = models.unet.cfg
-    x_T = torch.randn(
+    x_T = cfg.temperature * torch.randn(
         (len(truth), u.latent_channels, u.latent_size, u.latent_size),
         generator=torch.Generator().manual_seed(cfg.seed),
     )
@@ -334,7 +336,8 @@ def markdown_report(summary: dict[str, Any]) -> str:
     lines = [
         f"# Novel-view evaluation: {summary['num_objects']} objects, {summary['num_pairs']} view pairs",
         "",
-        f"Guidance {cfg['guidance']}, seed {cfg['seed']}, conditioning view {cfg['cond_view']}, "
+        f"Guidance {cfg['guidance']}, temperature {cfg.get('temperature', 1.0)}, seed {cfg['seed']}, "
+        f"conditioning view {cfg['cond_view']}, "
         f"{cfg['targets_per_object'] or 'all other'} target views per object. "
         "CIEDE2000: mean over object pixels. Time: wall time per view for the whole batch on this device.",
         "",
@@ -451,7 +454,15 @@ def sweep_grid(
     cond_img, c2w_c = _views(objs, inst_a, cond_a)
     truth, c2w_t = _views(objs, inst_a, tgt_a)
     pred = synthesize(
-        models, cond_img, c2w_c, c2w_t, cfg.sweep_sampler, cfg.guidance, cfg.seed, cfg.batch_size
+        models,
+        cond_img,
+        c2w_c,
+        c2w_t,
+        cfg.sweep_sampler,
+        cfg.guidance,
+        cfg.seed,
+        cfg.batch_size,
+        temperature=cfg.temperature,
     )
     S = truth.shape[1]
     gap = 2
@@ -536,6 +547,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samplers", nargs="+", default=list(d.samplers), help="e.g. ddpm-1000 ddim-10")
     p.add_argument("--guidance", type=float, default=d.guidance, help="classifier-free guidance scale")
     p.add_argument(
+        "--temperature",
+        type=float,
+        default=d.temperature,
+        help="scale of the initial noise x_T, in [0, 1] (the engine's sampler.temperature)",
+    )
+    p.add_argument(
         "--targets-per-object", type=int, default=d.targets_per_object, help="0 = every other view"
     )
     p.add_argument("--cond-view", type=int, default=d.cond_view, help="conditioning view index per object")
@@ -563,6 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = EvalConfig(
         samplers=tuple(args.samplers),
         guidance=args.guidance,
+        temperature=args.temperature,
         cond_view=args.cond_view,
         targets_per_object=args.targets_per_object or None,
         seed=args.seed,
@@ -573,6 +591,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for spec in (*cfg.samplers, cfg.sweep_sampler):
         parse_sampler(spec)
+    if not 0.0 <= cfg.temperature <= 1.0:
+        raise UserError(f"--temperature must be in [0, 1], got {cfg.temperature}")
     models, meta = load_models(vae_ckpt, unet_ckpt, device)
     from training.srn_dataset import load_split
 

@@ -280,7 +280,8 @@ def verify_pipeline(
     image = np.round(image01 * 255).astype(np.uint8)
     poses = random_rigid(3, gen)
     steps, guidance = info.sampler.steps, info.sampler.guidance
-    x_T, _ = engine.draw_noise(len(poses), steps, seed=0)
+    # temperature 1 whatever the model's default: random starting noise exercises the denoiser more
+    x_T, _ = engine.draw_noise(len(poses), steps, seed=0, temperature=1.0)
     cond = engine.prepare(image)
     sched = DDIMScheduler(S.ScheduleConfig.from_dict(info.schedule), spacing=info.sampler.spacing)
     diffs: dict[str, float] = {}
@@ -295,7 +296,7 @@ def verify_pipeline(
         z_e, colour_e = engine.encode_with_colour(cond)
         got = engine.decode(engine.denoise(engine.make_context(z_e, poses), x_T, steps, g), colour_e)
         _compare(f"pipeline/ddim{steps}_guidance{g:g}", ref, got, tol, diffs)
-        views = engine.synthesize(image, poses, steps=steps, seed=0, guidance=g)
+        views = engine.synthesize(image, poses, steps=steps, seed=0, guidance=g, temperature=1.0)
         if not np.array_equal(views, postprocess(got)):
             raise ExportError("engine.synthesize() differs from its own pieces (encode, denoise, decode)")
     return diffs
@@ -352,7 +353,7 @@ def model_card(info: ModelInfo) -> str:
         f"| noise schedule | {json.dumps(info.schedule)} |",
         f"| prediction type | {info.prediction_type} |",
         f"| default sampler | {sm.name.upper()}-{sm.steps}, guidance {sm.guidance:g}, "
-        f"eta {sm.eta:g}, {sm.spacing} spacing |",
+        f"eta {sm.eta:g}, temperature {sm.temperature:g}, {sm.spacing} spacing |",
         f"| pose convention | {info.pose_convention} (x right, y down, z forward; 4x4 camera-to-world) |",
         f"| training radius | {info.training_radius:g} (object distance of the training cameras) |",
         "",
@@ -405,6 +406,7 @@ def metrics_from_eval(summary: dict[str, Any]) -> dict[str, Any]:
         "objects": summary["num_objects"],
         "pairs": summary["num_pairs"],
         "guidance": summary["config"]["guidance"],
+        "temperature": summary["config"].get("temperature", 1.0),
         "methods": {
             method: {name: round(m[name]["mean"], 4) for name in metric_names}
             for method, m in summary["methods"].items()
@@ -631,6 +633,7 @@ def _load_modules(args: argparse.Namespace):
     sampler = SamplerDefaults(
         steps=args.steps,
         guidance=args.guidance if args.guidance is not None else float(cfg.sample.guidance_scale),
+        temperature=args.temperature if args.temperature is not None else float(cfg.sample.temperature),
         spacing=getattr(cfg.sample, "spacing", "trailing"),
     )
     return vae, unet, schedule, float(latent_scale), prov, sampler
@@ -651,6 +654,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=10, help="default DDIM steps of the runtime")
     ap.add_argument(
         "--guidance", type=float, help="default guidance (default: the config's sample.guidance_scale)"
+    )
+    ap.add_argument(
+        "--temperature",
+        type=float,
+        help="default scale of the initial noise, in [0, 1] (default: the config's sample.temperature)",
     )
     ap.add_argument(
         "--eval",
@@ -680,14 +688,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.eval / "eval.json" not in extra_files:
                 raise FileNotFoundError(f"{args.eval}: no eval.json (run python -m training.evaluate first)")
             report = json.loads((args.eval / "eval.json").read_text())
-            eval_guidance = float(report.get("config", {}).get("guidance", 1.0))
-            if eval_guidance != sampler.guidance:
-                # the card would show another sampler's numbers than the robot gets
-                raise ValueError(
-                    f"{args.eval} was evaluated at guidance {eval_guidance:g} but the model's default "
-                    f"guidance is {sampler.guidance:g}: export with --guidance {eval_guidance:g} or "
-                    f"evaluate with --guidance {sampler.guidance:g}"
-                )
+            for name in ("guidance", "temperature"):
+                evaluated = float(report.get("config", {}).get(name, 1.0))
+                default = getattr(sampler, name)
+                if evaluated != default:
+                    # the card would show another sampler's numbers than the robot gets
+                    raise ValueError(
+                        f"{args.eval} was evaluated at {name} {evaluated:g} but the model's default "
+                        f"{name} is {default:g}: export with --{name} {evaluated:g} or "
+                        f"evaluate with --{name} {default:g}"
+                    )
             metrics = metrics_from_eval(report)
         images = poses = None
         if args.data:

@@ -37,14 +37,17 @@ def generate(
     sample: SampleConfig | None = None,
     seed: int = 0,
 ) -> torch.Tensor:
-    """Scaled latents [B,C,h,w] for the contexts, with the configured sampler, steps and guidance.
+    """Scaled latents [B,C,h,w] for the contexts, with the configured sampler, steps, guidance and
+    temperature.
 
     The initial noise comes from a CPU generator, so a seed gives the same x_T on every device.
     """
     s = sample or cfg.sample
     u = cfg.unet
     g = torch.Generator().manual_seed(seed)
-    x_T = torch.randn((len(context), u.latent_channels, u.latent_size, u.latent_size), generator=g)
+    x_T = s.temperature * torch.randn(
+        (len(context), u.latent_channels, u.latent_size, u.latent_size), generator=g
+    )
     device_gen = torch.Generator(device=context.device).manual_seed(seed + 1)
     return samplers.sample(
         unet,

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sampler", choices=["ddim", "ddpm"], help="default: the run's sample.sampler")
     p.add_argument("--steps", type=int, help="default: the run's sample.steps")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the run's)")
+    p.add_argument("--temperature", type=float, help="scale of the initial noise, 0..1 (default: the run's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--png", type=Path, help="default: <out>/samples_<split>.png")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -55,7 +56,10 @@ def main(argv: list[str] | None = None) -> None:
         sampler=args.sampler or s.sampler,
         steps=args.steps or s.steps,
         guidance_scale=s.guidance_scale if args.guidance is None else args.guidance,
+        temperature=s.temperature if args.temperature is None else args.temperature,
     )
+    if not 0.0 <= s.temperature <= 1.0:
+        raise UserError(f"--temperature must be in [0, 1], got {s.temperature}")
     if not 1 <= s.steps <= cfg.diffusion.num_timesteps:
         raise UserError(f"--steps must be in [1, {cfg.diffusion.num_timesteps}], got {s.steps}")
 
@@ -90,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     png = args.png or args.out / f"samples_{args.split}.png"
     png.parent.mkdir(parents=True, exist_ok=True)
     image_grid(rows).save(png)
-    print(f"{s.sampler}-{s.steps}, guidance {s.guidance_scale}: wrote {png}")
+    print(f"{s.sampler}-{s.steps}, guidance {s.guidance_scale}, temperature {s.temperature}: wrote {png}")
 
 
 def cli() -> None:

@@ -117,8 +117,9 @@ def sample(
     latent_shape: tuple[int, int, int] | None = None,
     x_T: torch.Tensor | None = None,
     callback: Callable[[int], None] | None = None,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
-    """Denoise from x_T ~ N(0, I) (or the given x_T) to a scaled latent z [B, C, h, w].
+    """Denoise from x_T = temperature * N(0, I) (or the given x_T) to a scaled latent z [B, C, h, w].
 
     `context` [B, K] is the 32-value conditioning vector; `guidance` the classifier-free guidance scale;
     `callback(t)` is called after each step (progress bars).
@@ -127,7 +128,7 @@ def sample(
         if latent_shape is None:
             cfg = unet.cfg
             latent_shape = (cfg.latent_channels, cfg.latent_size, cfg.latent_size)
-        x_T = torch.randn(
+        x_T = temperature * torch.randn(
             (context.shape[0], *latent_shape), generator=generator, device=context.device, dtype=context.dtype
         )
     scheduler.set_timesteps(steps)
