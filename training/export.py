@@ -430,7 +430,8 @@ def _metrics_card(metrics: dict[str, Any]) -> list[str]:
     far = metrics.get("far", {})
     lines = [
         f"Held-out {metrics.get('split')} objects: {metrics.get('objects')}, {metrics.get('pairs')} view "
-        f"pairs, guidance {metrics.get('guidance')}; full report: [{metrics.get('report')}]"
+        f"pairs, guidance {metrics.get('guidance')}, temperature {metrics.get('temperature', 1.0)}; full "
+        f"report: [{metrics.get('report')}]"
         f"({metrics.get('report')}). Far: targets at least {far.get('min_offset_deg')} deg of azimuth "
         "from the input; gain: PSNR minus copy-input's on the same pairs.",
         "",
