@@ -135,7 +135,8 @@ class NvsNode(Node):
             raise ValueError(f"invalid parameters: {problem}")
         self.cfg = cfg
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._warmed: set[tuple[int, float]] = {(1, 1.0)}  # the engine warms up 1 view at load
+        # the engine warmed up 1 view at load, with the model's guidance
+        self._warmed: set[tuple[int, float]] = {(1, info.sampler.guidance)}
         self._warmup(self._targets_per_frame(0))
 
         self.stats = NodeStats()
@@ -620,8 +621,8 @@ class NvsNode(Node):
             result.views.append(msg)
             result.poses.append(matrix_to_pose(target.pose))
         result.input_crop = numpy_to_image(crop[1], "rgb8", header)
-        result.steps, result.guidance, result.seed = sampling.steps, sampling.guidance, sampling.seed
-        result.temperature = sampling.temperature
+        result.steps, result.seed = int(sampling.steps), int(sampling.seed)
+        result.guidance, result.temperature = float(sampling.guidance), float(sampling.temperature)
         result.object_distance = float(distance)
         result.wait_ms = (start - (wait_from if wait_from is not None else frame.received)) * 1e3
         result.prepare_ms = (prepared - start) * 1e3
