@@ -136,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
             nvs._wants_views() and source.image_pub.get_subscription_count()
         ):
             time.sleep(0.05)
+        # The targets come as a PoseArray with the first frame, too late for the node's own warm-up.
+        nvs.warm_up(len(args.azimuths))
         source.timer.reset()
         n = len(source.instance.views)
         deadline = time.monotonic() + n / args.rate + 20.0

@@ -137,7 +137,7 @@ class NvsNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # the engine warmed up 1 view at load, with the model's guidance
         self._warmed: set[tuple[int, float]] = {(1, info.sampler.guidance)}
-        self._warmup(self._targets_per_frame(0))
+        self.warm_up(self._targets_per_frame(0))
 
         self.stats = NodeStats()
         self._rejected_at_last_status = 0
@@ -295,9 +295,10 @@ class NvsNode(Node):
     def _targets_per_frame(self, poses: int) -> int:
         return max(1, min(len(self._stream_target_names(self.cfg)) + poses, self.cfg.max_targets))
 
-    def _warmup(self, views: int) -> None:
+    def warm_up(self, views: int) -> None:
         """Build the engine's sessions for `views` targets (~0.1-0.3 s per batch size the first time
-        it is used) now, at start or when target_poses changes count, not on the next camera frame."""
+        it is used) now, not on the next camera frame. The node does it at start for its TF and orbit
+        targets and when target_poses changes count; call it for a count it cannot know in advance."""
         key = (views, self.cfg.guidance)
         if key not in self._warmed:
             self._warmed.add(key)
@@ -359,7 +360,7 @@ class NvsNode(Node):
                     frame, self._slot = self._slot, None
             try:
                 if warm:
-                    self._warmup(warm)
+                    self.warm_up(warm)
                 elif job is not None:
                     self._serve(job)
                 else:
