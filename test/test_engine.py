@@ -128,6 +128,22 @@ def test_temperature_scales_the_initial_noise(engine):
     np.testing.assert_array_equal(postprocess(engine.decode(z0)), zero[0])
 
 
+def test_warmup_builds_once_what_a_call_needs():
+    engine = Engine(FIXTURE, provider="cpu", workers=2, warmup=False)
+    assert not engine.is_warm(5)
+    engine.warmup(5)
+    assert engine.is_warm(5) and not engine.is_warm(5, guidance=2.0) and not engine.is_warm(7)
+    # groups of 3 and 2 targets, one per worker, with the shared encoder
+    assert {("encoder", 1), ("decoder", 3), ("decoder", 2), ("denoiser", 3), ("denoiser", 2)} <= set(
+        engine.specialised
+    )
+    timing = engine.last_timing
+    engine.warmup(5)  # already warm: no call
+    assert engine.last_timing is timing
+    engine.warmup(5, guidance=2.0)
+    assert engine.last_timing is not timing and ("denoiser", 6) in engine.specialised
+
+
 def test_batch_equals_single_calls(engine):
     """All poses of a call are one batch: view 0 of a batch is the single-view result (the noise of
     view 0 is the first draw of the same generator), up to kernel rounding."""

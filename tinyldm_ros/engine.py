@@ -476,7 +476,7 @@ class Engine:
             z_cond, colour = self.encode_with_colour(cond)
             t2 = time.perf_counter()
             context = self.make_context(z_cond, poses)
-            groups = np.array_split(np.arange(len(poses)), min(self.workers, len(poses)))
+            groups = self._groups(len(poses))
             jobs = [
                 (
                     context[g],
@@ -511,10 +511,26 @@ class Engine:
             )
             return out
 
+    def _groups(self, n: int) -> list[np.ndarray]:
+        """The contiguous target groups of a call with n targets: one per worker thread it uses."""
+        return np.array_split(np.arange(n), min(self.workers, n))
+
+    def is_warm(self, views: int, guidance: float | None = None) -> bool:
+        """Whether a call with `views` targets (and this guidance) finds its sessions and buffers built."""
+        cfg = self.check_guidance(guidance) != 1.0
+        with self._cache_lock:
+            return ("encoder", 1) in self._specialised and all(
+                (len(g), cfg, w) in self._buffers and ("decoder", len(g)) in self._specialised
+                for w, g in enumerate(self._groups(views))
+            )
+
     def warmup(self, views: int = 1, guidance: float | None = None) -> None:
-        """One full call with `views` targets: graph specialisation for that batch size, allocations and
-        kernel choices happen now, not on the first image. Pass the guidance the calls will use: with
-        guidance != 1 the denoiser runs a batch of 2 x views."""
+        """One full call with `views` targets, unless one has built what it needs already: graph
+        specialisation for that batch size, allocations and kernel choices happen now, not on the
+        first image. Pass the guidance the calls will use: with guidance != 1 the denoiser runs a batch
+        of 2 x views."""
+        if self.is_warm(views, guidance):
+            return
         size = self.info.image_size
         image = np.full((size, size, 3), 128, np.uint8)
         self.synthesize(image, np.repeat(np.eye(4)[None], views, axis=0), steps=1, guidance=guidance)

@@ -135,8 +135,6 @@ class NvsNode(Node):
             raise ValueError(f"invalid parameters: {problem}")
         self.cfg = cfg
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        # the engine warmed up 1 view at load, with the model's guidance
-        self._warmed: set[tuple[int, float]] = {(1, info.sampler.guidance)}
         self.warm_up(self._targets_per_frame(0))
 
         self.stats = NodeStats()
@@ -298,11 +296,8 @@ class NvsNode(Node):
     def warm_up(self, views: int) -> None:
         """Build the engine's sessions for `views` targets (~0.1-0.3 s per batch size the first time
         it is used) now, not on the next camera frame. The node does it at start for its TF and orbit
-        targets and when target_poses changes count; call it for a count it cannot know in advance."""
-        key = (views, self.cfg.guidance)
-        if key not in self._warmed:
-            self._warmed.add(key)
-            self.engine.warmup(views, guidance=self.cfg.guidance)
+        targets and when a target_poses array arrives; call it for a count it cannot know in advance."""
+        self.engine.warmup(views, guidance=self.cfg.guidance)  # returns at once when already warm
 
     def _stream_target_names(self, cfg: NodeConfig) -> list[str]:
         names = [topic_safe(f) for f in cfg.target_frames]
