@@ -231,11 +231,6 @@ def evaluate(
     pairs = select_pairs(instances, cfg)
     cond_img, c2w_c = _views(instances, pairs.instance, pairs.cond_view)
     truth, c2w_t = _views(instances, pairs.instance, pairs.target_view)
-    u = models.unet.cfg
-    x_T = cfg.temperature * torch.randn(
-        (len(truth), u.latent_channels, u.latent_size, u.latent_size),
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
     per_pair: dict[str, dict[str, np.ndarray]] = {"copy_input": metrics.all_metrics(cond_img, truth)}
     seconds: dict[str, float] = {"copy_input": 0.0}
     t0 = time.perf_counter()
@@ -247,8 +242,18 @@ def evaluate(
     for spec in cfg.samplers:
         _sync(models.device)
         t0 = time.perf_counter()
+        # every sampler starts from the same x_T: synthesize's draw from the seed
         pred = synthesize(
-            models, cond_img, c2w_c, c2w_t, spec, cfg.guidance, cfg.seed, cfg.batch_size, x_T, progress
+            models,
+            cond_img,
+            c2w_c,
+            c2w_t,
+            spec,
+            cfg.guidance,
+            cfg.seed,
+            cfg.batch_size,
+            progress=progress,
+            temperature=cfg.temperature,
         )
         _sync(models.device)
         seconds[spec] = time.perf_counter() - t0
