@@ -48,6 +48,7 @@ from tinyldm_ros.model_folder import (
     validate_model_folder,
 )
 from tinyldm_ros.preprocess import postprocess, preprocess
+from training.export_unet import ExportUNet
 from training.vae import COLOUR_VALUES, Decode, EncodeMean
 
 OPSET = 17
@@ -60,34 +61,6 @@ class ExportError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------------ graphs
-
-
-@contextlib.contextmanager
-def single_token_attention_shortcut():
-    """Export-time rewrite of training.unet.Attention when keys/values are one token, exact in maths.
-
-    Softmax over a single key is 1, so every query receives that token's value: the attention is
-    to_out(to_v(context)), whatever the queries. The UNet's cross-attention always attends to the one
-    context token (and self-attention at the 1x1 level to one pixel), so the exported graph drops
-    q/k projections, matmuls, softmax and the reshapes/transposes around them (~20% of the denoiser's
-    nodes; measured in benchmarks/). The [B, 1, D] result broadcasts in the residual add that follows.
-    Verification compares the exported graph with the unmodified module.
-    """
-    from training import unet as U
-
-    original = U.Attention.forward
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        kv = x if context is None else context
-        if kv.shape[1] == 1:
-            return self.to_out(self.to_v(kv))
-        return original(self, x, context)
-
-    U.Attention.forward = forward
-    try:
-        yield
-    finally:
-        U.Attention.forward = original
 
 
 def _outputs(module: nn.Module, args: tuple) -> tuple[torch.Tensor, ...]:
@@ -515,6 +488,9 @@ def export_model_folder(
             "denoiser": unet,
             "decoder": Decode(vae),
         }
+        # what is exported for each role: the denoiser in its export layout (training.export_unet),
+        # verified against the unmodified UNet like the others
+        exported = {**modules, "denoiser": ExportUNet(unet)}
         ex = _inputs_random(info, 2, torch.Generator().manual_seed(0))
         sets = verification_inputs(info, vae, real_images, real_poses)
         info.verification = {}
@@ -522,8 +498,7 @@ def export_model_folder(
             names = list(ex[role])
             out_names = [name for name, _, _ in info.expected_io()[role][1]]
             log(f"export: {role} -> {ONNX_FILES[role]}")
-            with single_token_attention_shortcut():
-                export_onnx(module, tuple(ex[role].values()), tmp / ONNX_FILES[role], names, out_names)
+            export_onnx(exported[role], tuple(ex[role].values()), tmp / ONNX_FILES[role], names, out_names)
             info.verification.update(verify_graph(tmp / ONNX_FILES[role], role, module, sets, tol))
         # model.json first (the pipeline check runs the runtime on this folder), then the diffs into it
         save_model_info(info, tmp)
