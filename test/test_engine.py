@@ -133,36 +133,15 @@ def test_warmup_builds_once_what_a_call_needs():
     assert not engine.is_warm(5)
     engine.warmup(5)
     assert engine.is_warm(5) and not engine.is_warm(5, guidance=2.0) and not engine.is_warm(7)
-    # groups of 3 and 2 targets, one per worker and one thread each, after the shared encoder, which
-    # runs alone and so on both of the engine's cores
-    assert {
-        ("encoder", 1, 2),
-        ("decoder", 3, 1),
-        ("decoder", 2, 1),
-        ("denoiser", 3, 1),
-        ("denoiser", 2, 1),
-    } <= set(engine.specialised)
+    # groups of 3 and 2 targets, one per worker, with the shared encoder
+    assert {("encoder", 1), ("decoder", 3), ("decoder", 2), ("denoiser", 3), ("denoiser", 2)} <= set(
+        engine.specialised
+    )
     timing = engine.last_timing
     engine.warmup(5)  # already warm: no call
     assert engine.last_timing is timing
     engine.warmup(5, guidance=2.0)
-    assert engine.last_timing is not timing and ("denoiser", 6, 1) in engine.specialised
-
-
-def test_work_that_runs_alone_gets_the_engines_cores():
-    """The encoder, and the decoder of a one-group call (one view), run on the engine's `workers` cores
-    as intra-op threads that spin only while a run lasts; the denoiser, and decoders that run beside
-    another group, keep one thread."""
-    engine = Engine(FIXTURE, provider="cpu", workers=2, warmup=False)
-    assert engine.solo_threads == 2
-    engine.synthesize(image(), orbit_poses(1))
-    assert {("encoder", 1, 2), ("decoder", 1, 2), ("denoiser", 1, 1)} <= set(engine.specialised)
-    engine.synthesize(image(), orbit_poses(2))  # two groups of one view, decoded at once
-    assert ("decoder", 1, 1) in engine.specialised
-    opts = engine.session("decoder", 1, 2).get_session_options()
-    assert opts.intra_op_num_threads == 2
-    assert opts.get_session_config_entry("session.force_spinning_stop") == "1"
-    assert Engine(FIXTURE, provider="cpu", workers=1, warmup=False).solo_threads == 1
+    assert engine.last_timing is not timing and ("denoiser", 6) in engine.specialised
 
 
 def test_batch_equals_single_calls(engine):

@@ -20,8 +20,6 @@ bindings are per instance; the pieces (encode, denoise, decode) take the same lo
 throughput create one Engine per thread. Inside one call, `workers` > 1 (CPU) splits the targets into
 that many groups that are denoised and decoded at once on the engine's own threads, each group with its
 own buffers and one ONNX Runtime thread: on the 2-core machine 8 views took ~13 ms instead of ~19.
-Work that runs alone (the encoder, and the decoder of a call whose targets make one group, e.g. one
-view) gets those `workers` cores as intra-op threads instead; they spin only while a run lasts.
 """
 
 from __future__ import annotations
@@ -139,21 +137,17 @@ class Engine:
             if self.workers > 1
             else None
         )
-        # The encoder and decoder (32x32 convs, big enough to split) use the engine's cores as intra-op
-        # threads when nothing else of a call runs beside them; the denoiser's ops are too small for that.
-        self.solo_threads = max(self.intra_op_threads, self.workers) if self.device == "cpu" else 1
-        self._specialised: OrderedDict[tuple[str, int, int], ort.InferenceSession] = OrderedDict()
+        self._specialised: OrderedDict[tuple[str, int], ort.InferenceSession] = OrderedDict()
         self._buffers: OrderedDict[tuple, dict] = OrderedDict()
         self._plans: dict[tuple, tuple] = {}
         self.last_timing = Timing()
         log.info(
-            "engine: model %s on %s (providers %s, %d intra-op threads, %d workers, %d for work alone)",
+            "engine: model %s on %s (providers %s, %d intra-op threads, %d workers)",
             self.model_dir,
             self.device.upper(),
             self.providers,
             self.intra_op_threads,
             self.workers,
-            self.solo_threads,
         )
         if warmup:
             for n in warmup_views:
@@ -161,18 +155,12 @@ class Engine:
 
     # ---------------------------------------------------------------- providers / sessions
 
-    def _session_options(self, threads: int | None = None) -> ort.SessionOptions:
+    def _session_options(self) -> ort.SessionOptions:
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.intra_op_num_threads = threads or self.intra_op_threads
+        so.intra_op_num_threads = self.intra_op_threads
         so.inter_op_num_threads = 1
-        if so.intra_op_num_threads > 1:
-            # Spin-waiting helpers make one run faster, but if they spin on after it they take the core
-            # that the next run (the denoiser, another group) needs: measured 2x slower calls. So they
-            # spin only while a run lasts.
-            so.add_session_config_entry("session.intra_op.allow_spinning", "1")
-            so.add_session_config_entry("session.force_spinning_stop", "1")
         so.log_severity_level = 3  # ORT's own warnings about provider fallbacks are reported by us
         # Trained weights can drive activations into float32 denormals, which x86 handles ~100x slower;
         # flushing them changes results by < 1e-38 (no measurable cost or gain on random weights).
@@ -361,10 +349,7 @@ class Engine:
         decoder takes (model.json colour_values > 0; None otherwise)."""
         with self._lock:
             outs = self._run(
-                "encoder",
-                {"image": np.ascontiguousarray(images, dtype=np.float32)},
-                all_outputs=True,
-                threads=self.solo_threads,  # it runs before the call's groups start
+                "encoder", {"image": np.ascontiguousarray(images, dtype=np.float32)}, all_outputs=True
             )
         colour = outs[1] if self.info.colour_values else None
         return outs[0] * np.float32(self.info.latent_scale), colour
@@ -374,9 +359,9 @@ class Engine:
         conditioned model also needs the conditioning image's colour summary (encode_with_colour): one
         row for all latents, or one per latent."""
         with self._lock:
-            return self._decode(z, colour, self.solo_threads)
+            return self._decode(z, colour)
 
-    def _decode(self, z: np.ndarray, colour: np.ndarray | None, threads: int) -> np.ndarray:
+    def _decode(self, z: np.ndarray, colour: np.ndarray | None) -> np.ndarray:
         """decode() without the lock: its caller holds it (or is one of that caller's workers)."""
         latent = np.ascontiguousarray(z / np.float32(self.info.latent_scale), dtype=np.float32)
         feeds = {"latent": latent}
@@ -389,7 +374,7 @@ class Engine:
             if colour.shape[0] != latent.shape[0]:
                 colour = np.broadcast_to(colour, (latent.shape[0], self.info.colour_values))
             feeds["colour"] = np.ascontiguousarray(colour)
-        return self._run("decoder", feeds, threads=threads)
+        return self._run("decoder", feeds)
 
     def make_context(self, z_cond: np.ndarray, poses: np.ndarray) -> np.ndarray:
         """Context rows concat(z_cond.flatten(), pose.flatten()) for each target pose, float32 (N, K)."""
@@ -455,13 +440,13 @@ class Engine:
         return x.copy()
 
     def _denoise_decode(
-        self, context, x_T, steps, guidance, eta, step_noise, colour, worker: int, decode_threads: int
+        self, context, x_T, steps, guidance, eta, step_noise, colour, worker: int = 0
     ) -> tuple[np.ndarray, float]:
         """One group of views: (float images, seconds spent denoising)."""
         t0 = time.perf_counter()
         z0 = self._denoise(context, x_T, steps, guidance, eta, step_noise, worker)
         t1 = time.perf_counter()
-        return self._decode(z0, colour, decode_threads), t1 - t0
+        return self._decode(z0, colour), t1 - t0
 
     def synthesize(
         self,
@@ -504,12 +489,9 @@ class Engine:
                 )
                 for g in groups
             ]
-            threads = self._decode_threads(len(groups))
             # The other groups on the pool's threads, the first on this one; ONNX Runtime releases the GIL.
-            futures = [
-                self._pool.submit(self._denoise_decode, *job, w, threads) for w, job in enumerate(jobs) if w
-            ]
-            results = [self._denoise_decode(*jobs[0], 0, threads)] + [f.result() for f in futures]
+            futures = [self._pool.submit(self._denoise_decode, *job, w) for w, job in enumerate(jobs) if w]
+            results = [self._denoise_decode(*jobs[0], 0)] + [f.result() for f in futures]
             images = np.concatenate([r[0] for r in results]) if len(results) > 1 else results[0][0]
             denoise_s = max(r[1] for r in results)
             t4 = time.perf_counter()
@@ -533,19 +515,13 @@ class Engine:
         """The contiguous target groups of a call with n targets: one per worker thread it uses."""
         return np.array_split(np.arange(n), min(self.workers, n))
 
-    def _decode_threads(self, groups: int) -> int:
-        """Intra-op threads of a call's decoder: the engine's cores when one group has them to itself."""
-        return self.solo_threads if groups == 1 else self.intra_op_threads
-
     def is_warm(self, views: int, guidance: float | None = None) -> bool:
         """Whether a call with `views` targets (and this guidance) finds its sessions and buffers built."""
         cfg = self.check_guidance(guidance) != 1.0
-        groups = self._groups(views)
-        threads = self._decode_threads(len(groups))
         with self._cache_lock:
-            return ("encoder", 1, self.solo_threads) in self._specialised and all(
-                (len(g), cfg, w) in self._buffers and ("decoder", len(g), threads) in self._specialised
-                for w, g in enumerate(groups)
+            return ("encoder", 1) in self._specialised and all(
+                (len(g), cfg, w) in self._buffers and ("decoder", len(g)) in self._specialised
+                for w, g in enumerate(self._groups(views))
             )
 
     def warmup(self, views: int = 1, guidance: float | None = None) -> None:
@@ -562,29 +538,26 @@ class Engine:
     # ---------------------------------------------------------------- ORT plumbing
 
     @property
-    def specialised(self) -> list[tuple[str, int, int]]:
-        """(role, batch size, intra-op threads) of the batch-specialised sessions built so far, oldest
-        first."""
+    def specialised(self) -> list[tuple[str, int]]:
+        """(role, batch size) of the batch-specialised sessions built so far, oldest first."""
         with self._cache_lock:
             return list(self._specialised)
 
-    def session(self, role: str, batch: int, threads: int | None = None) -> ort.InferenceSession:
+    def session(self, role: str, batch: int) -> ort.InferenceSession:
         """The session for `role` specialised to a fixed batch size.
 
         With the batch axis fixed (ORT's free-dimension override), ORT folds every shape computation
         of the graph into constants: the denoiser loses ~40% of its nodes and runs ~2x faster
         (benchmarks/). Building one costs ~0.1-0.3 s, once per batch size (warmup_views builds them at
-        load); the most recent few are kept, the dynamic session serves if building fails. `threads`:
-        intra-op threads (default: the engine's intra_op_threads)."""
-        threads = threads or self.intra_op_threads
-        key = (role, batch, threads)
+        load); the most recent few are kept, the dynamic session serves if building fails."""
+        key = (role, batch)
         with self._cache_lock:
             sess = self._specialised.get(key)
             if sess is not None:
                 self._specialised.move_to_end(key)
                 return sess
             try:
-                sess = self._new_session(role, batch, threads=threads)
+                sess = self._new_session(role, batch)
             except Exception as e:  # noqa: BLE001 - fall back to the validated dynamic session
                 log.warning(
                     "engine: could not specialise %s to batch %d (%s); using the dynamic graph",
@@ -598,10 +571,8 @@ class Engine:
                 self._specialised.popitem(last=False)
             return sess
 
-    def _new_session(
-        self, role: str, batch: int, cuda_graph: bool = False, threads: int | None = None
-    ) -> ort.InferenceSession:
-        so = self._session_options(threads)
+    def _new_session(self, role: str, batch: int, cuda_graph: bool = False) -> ort.InferenceSession:
+        so = self._session_options()
         so.add_free_dimension_override_by_name("batch", batch)
         providers = self._provider_config
         if cuda_graph:
@@ -609,9 +580,9 @@ class Engine:
             providers = [(name, {**opts, "enable_cuda_graph": "1"}), *providers[1:]]
         return ort.InferenceSession(self._model_bytes[role], so, providers=providers)
 
-    def _run(self, role: str, feeds: dict, all_outputs: bool = False, threads: int | None = None):
+    def _run(self, role: str, feeds: dict, all_outputs: bool = False):
         batch = next(iter(feeds.values())).shape[0]
-        outs = self.session(role, batch, threads).run(None, feeds)
+        outs = self.session(role, batch).run(None, feeds)
         return outs if all_outputs else outs[0]
 
     def _buffers_for(self, n: int, cfg: bool, worker: int = 0) -> dict:

@@ -63,7 +63,6 @@ SPECS: dict[str, tuple[str, Any]] = {
     "intra_op_threads": (
         "ONNX Runtime intra-op threads; 0 = the engine's default. 1 by default: on a CPU shared with "
         "other nodes, more threads spin-wait for each other (measured in benchmarks/bench_node.py). "
-        "The encoder, and the decoder of a one-view call, use max(this, engine_workers). "
         "Read at start.",
         (0, 64),
     ),
