@@ -47,7 +47,9 @@ def run_case(model: Path, targets: int, threads: int, args, index: int) -> dict:
         },
         REPO / "out" / "bench_node" / f"node_{targets}t_{threads}th.log",
     )
-    client = Client(ns)
+    # the camera process sends the images; the client's own image publisher matches its QoS so that
+    # the node's subscription does not see an incompatible publisher
+    client = Client(ns, reliable=args.qos == "reliable")
     camera = None
     try:
         if not client.wait_ready():
