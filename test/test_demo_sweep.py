@@ -15,7 +15,7 @@ pytest.importorskip(
 )
 
 from node_harness import TINY_MODEL, wait_for  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from tinyldm_ros.msg import SynthesizedViews  # noqa: E402
 
 from tinyldm_ros.demo import make_nodes, sweep_target_names  # noqa: E402
@@ -45,7 +45,7 @@ def test_sweep_views_are_level_with_an_elevated_input_camera() -> None:
         sink = rclpy.create_node("sweep_sink")
         results: list = []
         sink.create_subscription(SynthesizedViews, "synthesized_views", results.append, 10)
-        executor = MultiThreadedExecutor(num_threads=3)
+        executor = SingleThreadedExecutor()  # as tinyldm_ros.demo runs them
         for node in (nvs, source, sink):
             executor.add_node(node)
         threading.Thread(target=executor.spin, daemon=True).start()

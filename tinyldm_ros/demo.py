@@ -105,7 +105,7 @@ def make_nodes(args: argparse.Namespace, data: Path):
 
 def run(args: argparse.Namespace) -> int:
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
 
     from tinyldm_ros.conversions import image_to_numpy
     from tinyldm_ros.mosaic import mosaic
@@ -124,7 +124,13 @@ def run(args: argparse.Namespace) -> int:
                 results.append(msg)
 
         sink.create_subscription(SynthesizedViews, "synthesized_views", on_views, 50)
-        executor = MultiThreadedExecutor(num_threads=3)
+        # One executor thread, as each node's main() runs it: the callbacks are light (the node
+        # synthesizes on its own worker thread). With rclpy's MultiThreadedExecutor (3 threads), in
+        # about a third of the runs engine calls took 0.2-1.2 s and 5-13 of 24 frames were dropped;
+        # stack samples during those calls found the executor threads in Python (its wait loop, the
+        # source's callbacks), contending with the engine's threads for the GIL. With one executor
+        # thread: 8 of 8 runs clean (2026-11-26).
+        executor = SingleThreadedExecutor()
         for node in (nvs, source, sink):
             executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, daemon=True)
