@@ -166,10 +166,15 @@ def _res_4d(r: ResBlock, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
 
 
 class ExportUNet(nn.Module):
-    """UNet(x_t, t, context) -> predicted noise, the same function as the trained `unet`, for export."""
+    """UNet(x_t, t, context) -> predicted noise, the same function as the trained `unet`, for export.
+    Takes a float32 UNet on the CPU, as training.export prepares it (the rearranged weights are built
+    on the CPU)."""
 
     def __init__(self, unet: UNet):
         super().__init__()
+        p = next(unet.parameters())
+        if p.device.type != "cpu" or p.dtype != torch.float32:
+            raise ValueError(f"ExportUNet needs a float32 CPU UNet, got {p.dtype} on {p.device}")
         self.unet = u = unet.eval()
         levels = len(u.down)
         self.sizes = [u.cfg.latent_size // 2**level for level in range(levels)]
