@@ -620,7 +620,7 @@ class Engine:
         session = None
         buf["cuda_graph"] = False
         if use_cuda_graph:
-            # A CUDA graph replays the whole denoiser as one launch instead of ~700 tiny kernels; it
+            # A CUDA graph replays the whole denoiser as one launch instead of ~500 tiny kernels; it
             # needs fixed device addresses, so each buffer set gets its own session.
             try:
                 session = self._new_session("denoiser", b, cuda_graph=True)
