@@ -111,6 +111,7 @@ def test_csv_log_keeps_its_history_if_the_rewrite_on_resume_dies(tmp_path: Path,
         (["unet.context_dim=20"], "unet.context_dim=20"),
         (["vae_train.amp=maybe"], "amp must be bf16, fp16 or fp32"),
         (["diffusion.beta_schedule=wavy"], "beta_schedule"),
+        (["sample.temperature=1.5"], r"sample\.temperature must be in \[0, 1\], got 1\.5"),
     ],
 )
 def test_inconsistent_configs_are_clear_errors(overrides, needle):

@@ -168,6 +168,9 @@ class TrainConfig:
             )
         if not 1 <= self.sample.steps <= self.diffusion.num_timesteps:
             raise ConfigError(f"{source}: sample.steps must be in [1, diffusion.num_timesteps]")
+        t = self.sample.temperature
+        if not 0.0 <= t <= 1.0:  # also refuses NaN; the range the runtime accepts in model.json
+            raise ConfigError(f"{source}: sample.temperature must be in [0, 1], got {t}")
         return self
 
 
