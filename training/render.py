@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from tinyldm_ros.preprocess import to_uint8_rgb
 from training.cameras import SRN_CARS_FOCAL_128, SRN_CARS_RADIUS, random_hemisphere_poses, spiral_poses
-from training.objects import OBJECT_SETS
+from training.objects import OBJECT_SETS, SET_LIGHTS
 from training.preview import contact_sheet
 from training.srn_format import SPLITS, Intrinsics, format_intrinsics, format_pose, view_name
 
@@ -132,7 +132,7 @@ def render_instance(spec: RenderSpec, split: str, index: int, root: Path) -> str
     rs = spec.render_size
     cam = Camera(SRN_CARS_FOCAL_128 * rs / 128.0, rs / 2.0, rs / 2.0, rs, rs)
     for v, c2w in enumerate(poses):
-        image = renderer.render(c2w, cam)
+        image = renderer.render(c2w, cam, light=SET_LIGHTS.get(spec.object_set))
         if spec.size != rs:
             image = to_uint8_rgb(image, spec.size)
         Image.fromarray(image).save(inst / "rgb" / f"{view_name(v)}.png")

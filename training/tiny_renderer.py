@@ -109,6 +109,7 @@ class TinyRenderer:
                 indices=p.indices,
                 rgbaColor=p.rgba,
                 physicsClientId=c,
+                **({"uvs": p.uvs} if p.uvs else {}),
             )
         else:
             raise ValueError(f"unknown part kind {p.kind!r}")
@@ -123,11 +124,16 @@ class TinyRenderer:
         if p.kind == "mesh":
             # Drop any texture of the mesh so the random colour shows.
             pb.changeVisualShape(body, -1, textureUniqueId=-1, rgbaColor=p.rgba, physicsClientId=c)
+        elif p.texture:
+            texture = pb.loadTexture(p.texture, physicsClientId=c)
+            if texture < 0:
+                raise RuntimeError(f"pybullet could not load the texture {p.texture}")
+            pb.changeVisualShape(body, -1, textureUniqueId=texture, rgbaColor=p.rgba, physicsClientId=c)
         return body
 
-    def render(self, c2w: np.ndarray, cam: Camera, with_mask: bool = False):
+    def render(self, c2w: np.ndarray, cam: Camera, with_mask: bool = False, light: dict | None = None):
         """uint8 (H, W, 3) RGB on a white background; with_mask also returns the (H, W) int body-id
-        mask (-1 = background)."""
+        mask (-1 = background). `light`: pybullet light arguments (default: the procedural sets')."""
         flags = 0 if with_mask else pb.ER_NO_SEGMENTATION_MASK
         _, _, rgba, _, seg = pb.getCameraImage(
             cam.width,
@@ -145,7 +151,7 @@ class TinyRenderer:
             renderer=pb.ER_TINY_RENDERER,
             flags=flags,
             physicsClientId=self.client,
-            **_LIGHT,
+            **(_LIGHT if light is None else light),
         )
         rgb = np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)[:, :, :3]
         if not with_mask:

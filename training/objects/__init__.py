@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from training.objects.cars import sample_car
+from training.objects.mesh_cars import SRN_LIGHT, sample_mesh_car
 from training.objects.parts import Part
 from training.objects.pybullet_objects import sample_object
 
@@ -17,4 +18,9 @@ OBJECT_SETS: dict[str, ObjectSampler] = {
     "cars": lambda rng, split: sample_car(rng),
     # Meshes are split by file, so the split picks the pool.
     "objects": sample_object,
+    # Real car models are split by file too (training.objects.mesh_cars.split_of).
+    "meshcars": sample_mesh_car,
 }
+
+# Light of each set's renders (pybullet light arguments); a set not named here uses the renderer's default.
+SET_LIGHTS: dict[str, dict] = {"meshcars": SRN_LIGHT}

@@ -17,7 +17,8 @@ class Part:
 
     kind: "box" (size = half extents x, y, z), "cylinder" (size = radius, length; axis along local z),
     "sphere" (size = radius,), "mesh" (mesh = path of an OBJ file, size = per-axis scale),
-    "trimesh" (triangles given inline: vertices, one normal per vertex, indices; size unused).
+    "trimesh" (triangles given inline: vertices, one normal per vertex, indices; size unused; with
+    `uvs` (one per vertex) and `texture` (an image file) it is textured, the texture tinted by rgba).
     """
 
     kind: str
@@ -30,6 +31,8 @@ class Part:
     vertices: tuple[tuple[float, float, float], ...] = ()
     normals: tuple[tuple[float, float, float], ...] = ()
     indices: tuple[int, ...] = ()
+    uvs: tuple[tuple[float, float], ...] = ()
+    texture: str = ""
 
 
 def shift(parts: list[Part], offset) -> list[Part]:
