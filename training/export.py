@@ -46,6 +46,8 @@ from tinyldm_ros.model_folder import (
     validate_model_folder,
 )
 from tinyldm_ros.preprocess import uint8_to_model
+from training.checkpoint import checkpoint_extra
+from training.config import load_config, to_dict
 from training.errors import UserError
 from training.eval_report import EVAL_FILES
 from training.export_card import metrics_from_eval, model_card
@@ -60,6 +62,8 @@ from training.export_verify import (
     verify_graph,
     verify_pipeline,
 )
+from training.pipeline import load_models
+from training.srn_dataset import read_views
 from training.vae import COLOUR_VALUES, Decode, EncodeMean
 
 OPSET = 17
@@ -225,8 +229,6 @@ def _plain(d: Any) -> Any:
 def load_real_views(data_dir: str | Path, image_size: int, limit: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Up to `limit` views of the first object in an SRN-layout folder (training.srn_dataset): images
     float32 (B,3,S,S) in [-1,1] and c2w poses (B,4,4), for the checks on real data."""
-    from training.srn_dataset import read_views
-
     data_dir = Path(data_dir)
     rgbs = sorted(data_dir.rglob("rgb/*.png"))
     if not rgbs:
@@ -240,10 +242,6 @@ def load_real_views(data_dir: str | Path, image_size: int, limit: int = 8) -> tu
 
 def _load_modules(args: argparse.Namespace):
     """Checkpoints (training.pipeline) -> (vae, unet, schedule, latent_scale, provenance, sampler)."""
-    from training.checkpoint import checkpoint_extra
-    from training.config import load_config, to_dict
-    from training.pipeline import load_models
-
     # a config name (paper, tiny) or a YAML path; default: the one stored in the UNet checkpoint
     config = load_config(args.config) if args.config else None
     models, vck, uck = load_models(args.vae, args.unet, config=config, latent_scale=args.latent_scale)
