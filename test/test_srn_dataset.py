@@ -14,6 +14,7 @@ from training.srn_dataset import (
     load_instance,
     load_split,
     make_pairs,
+    read_views,
     sample_pairs,
 )
 
@@ -121,3 +122,17 @@ def test_empty_or_missing_split(tmp_path):
         list_instances(tmp_path, "train")
     with pytest.raises(FileNotFoundError, match="val"):
         load_split(tmp_path, "val", 32)
+
+
+def test_read_views_needs_no_intrinsics(inst):
+    """Images and poses only (export's checks on real data): the same as load_instance, also where
+    intrinsics.txt is missing, and the first max_views of them."""
+    full = load_instance(inst, 32)
+    (inst / "intrinsics.txt").unlink()
+    images, c2w = read_views(inst, 32)
+    np.testing.assert_array_equal(images, full.images)
+    np.testing.assert_array_equal(c2w, full.c2w)
+    images, c2w = read_views(inst, 32, max_views=1)
+    assert images.shape == (1, 32, 32, 3) and c2w.shape == (1, 4, 4)
+    with pytest.raises(FileNotFoundError, match="intrinsics"):
+        load_instance(inst, 32)

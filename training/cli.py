@@ -12,12 +12,9 @@ import torch
 from training.checkpoint import load_checkpoint
 from training.config import ConfigError, TrainConfig, apply_overrides, dump_config, load_config
 from training.distributed import DistInfo
+from training.errors import UserError
 from training.trainer import NonFiniteLossError, Stage, train
 from training.views import DataError
-
-
-class UserError(Exception):
-    """Bad input from the user: printed as one line, exit code 2, no traceback."""
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:

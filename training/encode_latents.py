@@ -21,9 +21,10 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from training.checkpoint import load_checkpoint
-from training.cli import UserError, run_cli
+from training.cli import run_cli
 from training.config import TrainConfig, apply_overrides, to_dict
 from training.distributed import pick_device
+from training.errors import UserError
 from training.vae import VAE
 from training.views import DataError, ViewSet, load_views, to_model_range
 

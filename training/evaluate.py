@@ -9,35 +9,30 @@ the same (conditioning view, target view) pairs and the same initial noise:
 Writes eval.json, eval.md (tables), azimuth.png (error vs azimuth offset) and sweep.png (rows: test
 objects; columns: input, then ground-truth / synthesized pairs around the object) to --out.
 
-The core (`evaluate`, `sweep_grid`, `summarize`, `write_report`) takes in-memory models and
-instances; this CLI only loads checkpoints and data.
+The core (`evaluate`, `sweep_grid`, `summarize`) takes in-memory models (training.pipeline) and
+instances; training.eval_report renders the summary; this CLI only loads checkpoints and data.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from tinyldm_ros.poses import azimuth_elevation, rotation_about_axis
-from tinyldm_ros.preprocess import postprocess, uint8_to_model
-from tinyldm_ros.schedule import ScheduleConfig
 from training import metrics
-from training.nvs import make_context
-from training.sampler import DDIMScheduler, DDPMScheduler, sample
+from training.errors import UserError
+from training.eval_report import markdown_report, write_report
+from training.pipeline import Models, load_models, reconstruct, synthesize
+from training.sampler import parse_sampler
 from training.srn_dataset import SRNInstance
-from training.unet import UNet
-from training.vae import VAE
 
-BASELINES = ("copy_input", "vae_roundtrip")
 SRN_COND_VIEW = 64  # the SRN Cars protocol (pixelNeRF): view 64 conditions, the others are targets
 
 
@@ -62,17 +57,6 @@ class EvalConfig:
 
 
 @dataclass
-class Models:
-    """What sampling needs: the VAE, the denoiser, the latent scale and the training noise schedule."""
-
-    vae: VAE
-    unet: UNet
-    latent_scale: float
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-
-@dataclass
 class Pairs:
     instance: np.ndarray  # [N] index into the instance list
     cond_view: np.ndarray  # [N]
@@ -86,21 +70,6 @@ class EvalResult:
     per_pair: dict[str, dict[str, np.ndarray]]  # method -> metric -> [N]
     seconds: dict[str, float]  # method -> wall time to produce its N views
     input_chroma: np.ndarray | None = None  # [N] metrics.object_chroma of each pair's input view
-
-
-def parse_sampler(spec: str) -> tuple[str, int]:
-    """'ddim-50' -> ('ddim', 50)."""
-    name, _, steps = spec.partition("-")
-    if name not in ("ddpm", "ddim") or not steps.isdigit() or int(steps) < 1:
-        raise ValueError(f"sampler {spec!r}: expected ddpm-<steps> or ddim-<steps>, e.g. ddim-50")
-    return name, int(steps)
-
-
-def make_scheduler(spec: str, schedule: ScheduleConfig) -> tuple[DDPMScheduler | DDIMScheduler, int]:
-    name, steps = parse_sampler(spec)
-    if steps > schedule.num_timesteps:
-        raise ValueError(f"sampler {spec!r}: {steps} steps > the {schedule.num_timesteps} training timesteps")
-    return (DDPMScheduler(schedule) if name == "ddpm" else DDIMScheduler(schedule)), steps
 
 
 def azimuth_offset(c2w_cond: np.ndarray, c2w_target: np.ndarray) -> np.ndarray:
@@ -135,85 +104,6 @@ def _views(instances: list[SRNInstance], inst: np.ndarray, view: np.ndarray) -> 
     return images, c2w
 
 
-@torch.no_grad()
-def encode_mean(models: Models, images: np.ndarray, batch_size: int) -> torch.Tensor:
-    """uint8 (N, S, S, 3) -> unscaled VAE latent means [N, C, h, w] on the models' device."""
-    out = []
-    for s in range(0, len(images), batch_size):
-        x = torch.from_numpy(uint8_to_model(images[s : s + batch_size])).to(models.device)
-        out.append(models.vae.encode(x)[0])
-    return torch.cat(out)
-
-
-@torch.no_grad()
-def colour_of(models: Models, images: np.ndarray) -> torch.Tensor | None:
-    """uint8 (N, S, S, 3) -> what a colour-conditioned decoder needs from each image (None otherwise)."""
-    if not models.vae.cfg.colour_cond:
-        return None
-    return models.vae.colour(torch.from_numpy(uint8_to_model(images)).to(models.device))
-
-
-@torch.no_grad()
-def decode_uint8(
-    models: Models, latents: torch.Tensor, batch_size: int, colour: torch.Tensor | None = None
-) -> np.ndarray:
-    """Unscaled latents (+ per-latent colour summaries, see colour_of) -> uint8 (N, S, S, 3)."""
-    out = []
-    for s in range(0, len(latents), batch_size):
-        c = None if colour is None else colour[s : s + batch_size]
-        out.append(postprocess(models.vae.decode(latents[s : s + batch_size], c).float().cpu().numpy()))
-    return np.concatenate(out)
-
-
-@torch.no_grad()
-def synthesize(
-    models: Models,
-    cond_images: np.ndarray,
-    c2w_cond: np.ndarray,
-    c2w_target: np.ndarray,
-    sampler: str,
-    guidance: float = 1.0,
-    seed: int = 0,
-    batch_size: int = 1024,
-    x_T: torch.Tensor | None = None,
-    progress: bool = False,
-    temperature: float = 1.0,
-) -> np.ndarray:
-    """Novel views uint8 (N, S, S, 3) of the conditioning images at the target poses.
-
-    x_T (the initial noise, [N, C, h, w]) defaults to temperature times a CPU draw from `seed`, so
-    every sampler and device starts from the same noise for a seed.
-    """
-    scheduler, steps = make_scheduler(sampler, models.schedule)
-    u = models.unet.cfg
-    n = len(cond_images)
-    if x_T is None:
-        gen = torch.Generator().manual_seed(seed)
-        x_T = temperature * torch.randn((n, u.latent_channels, u.latent_size, u.latent_size), generator=gen)
-    z_cond = encode_mean(models, cond_images, batch_size) * models.latent_scale
-    colour = colour_of(models, cond_images)
-    context = make_context(z_cond, c2w_cond, c2w_target)
-    chunks = range(0, n, batch_size)
-    bar = tqdm(total=len(chunks) * steps, desc=sampler, unit="step", disable=not progress, dynamic_ncols=True)
-    out = []
-    for k, s in enumerate(chunks):
-        gen = torch.Generator(device=models.device).manual_seed(seed + 1 + k)  # DDPM's per-step noise
-        z = sample(
-            models.unet,
-            context[s : s + batch_size],
-            scheduler,
-            steps,
-            guidance,
-            gen,
-            x_T=x_T[s : s + batch_size].to(models.device),
-            callback=lambda _t: bar.update(),
-        )
-        c = None if colour is None else colour[s : s + batch_size]
-        out.append(decode_uint8(models, z / models.latent_scale, batch_size, c))
-    bar.close()
-    return np.concatenate(out)
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -225,7 +115,7 @@ def evaluate(
     """Metrics of the baselines and of the model under each sampler on the same pairs and noise."""
     cfg = cfg or EvalConfig()
     for spec in cfg.samplers:
-        make_scheduler(spec, models.schedule)  # fail before any work on a bad sampler name
+        parse_sampler(spec, models.schedule.num_timesteps)  # fail before any work on a bad sampler
     models.vae.eval()
     models.unet.eval()
     pairs = select_pairs(instances, cfg)
@@ -234,9 +124,7 @@ def evaluate(
     per_pair: dict[str, dict[str, np.ndarray]] = {"copy_input": metrics.all_metrics(cond_img, truth)}
     seconds: dict[str, float] = {"copy_input": 0.0}
     t0 = time.perf_counter()
-    roundtrip = decode_uint8(
-        models, encode_mean(models, truth, cfg.batch_size), cfg.batch_size, colour_of(models, truth)
-    )
+    roundtrip = reconstruct(models, truth, cfg.batch_size)
     seconds["vae_roundtrip"] = time.perf_counter() - t0
     per_pair["vae_roundtrip"] = metrics.all_metrics(roundtrip, truth)
     for spec in cfg.samplers:
@@ -332,107 +220,6 @@ def _colourful(result: EvalResult, cfg: EvalConfig) -> dict[str, Any] | None:
     return out
 
 
-def _fmt(x: float | None, digits: int) -> str:
-    return "–" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
-
-
-def markdown_report(summary: dict[str, Any]) -> str:
-    cfg = summary["config"]
-    lines = [
-        f"# Novel-view evaluation: {summary['num_objects']} objects, {summary['num_pairs']} view pairs",
-        "",
-        f"Guidance {cfg['guidance']}, temperature {cfg.get('temperature', 1.0)}, seed {cfg['seed']}, "
-        f"conditioning view {cfg['cond_view']}, "
-        f"{cfg['targets_per_object'] or 'all other'} target views per object. "
-        "CIEDE2000: mean over object pixels. Time: wall time per view for the whole batch on this device.",
-        "",
-        "| method | PSNR (dB) ↑ | SSIM ↑ | CIEDE2000 ↓ | ms / view |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for method, m in summary["methods"].items():
-        lines.append(
-            f"| {method} | {_fmt(m['psnr']['mean'], 2)} ± {_fmt(m['psnr']['std'], 2)} "
-            f"| {_fmt(m['ssim']['mean'], 3)} ± {_fmt(m['ssim']['std'], 3)} "
-            f"| {_fmt(m['ciede2000']['mean'], 2)} ± {_fmt(m['ciede2000']['std'], 2)} "
-            f"| {_fmt(m['ms_per_view'], 3)} |"
-        )
-    far = summary.get("far")
-    if far and far["pairs"]:
-        lines += [
-            "",
-            f"## Views at least {far['min_offset_deg']:g}° of azimuth from the input ({far['pairs']} pairs)",
-            "",
-            "Gain: PSNR of the method minus PSNR of copy-input on the same pair (mean ± std over pairs).",
-            "",
-            "| method | PSNR (dB) ↑ | gain over copy-input (dB) | pairs where it beats copy-input |",
-            "| --- | ---: | ---: | ---: |",
-        ]
-        for method, m in far["methods"].items():
-            g = m.get("psnr_gain_over_copy_input")
-            gain = f"{_fmt(g['mean'], 2)} ± {_fmt(g['std'], 2)}" if g else "–"
-            frac = m.get("beats_copy_input_fraction")
-            lines.append(
-                f"| {method} | {_fmt(m['psnr']['mean'], 2)} | {gain} | "
-                f"{'–' if frac is None else _fmt(100 * frac, 0) + ' %'} |"
-            )
-    col = summary.get("colourful")
-    if col and col["pairs"]:
-        lines += [
-            "",
-            f"## Painted cars: inputs of CIELAB chroma >= {col['min_chroma']:g} ({col['objects']} objects, "
-            f"{col['pairs']} pairs)",
-            "",
-            "| method | PSNR (dB) ↑ | SSIM ↑ | CIEDE2000 ↓ |",
-            "| --- | ---: | ---: | ---: |",
-        ]
-        for method, m in col["methods"].items():
-            lines.append(
-                f"| {method} | {_fmt(m['psnr']['mean'], 2)} | {_fmt(m['ssim']['mean'], 3)} "
-                f"| {_fmt(m['ciede2000']['mean'], 2)} |"
-            )
-    az = summary["by_azimuth"]
-    edges = az["bin_edges_deg"]
-    heads = [f"{edges[i]:.0f}–{edges[i + 1]:.0f}°" for i in range(len(edges) - 1)]
-    for metric, digits in (("psnr", 2), ("ciede2000", 2)):
-        lines += ["", f"## {metric.upper()} by azimuth offset", ""]
-        lines.append("| method | " + " | ".join(heads) + " |")
-        lines.append("| --- |" + " ---: |" * len(heads))
-        lines.append("| pairs | " + " | ".join(str(c) for c in az["count"]) + " |")
-        for method, per in az["methods"].items():
-            lines.append(f"| {method} | " + " | ".join(_fmt(v, digits) for v in per[metric]) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def plot_azimuth(summary: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    az = summary["by_azimuth"]
-    edges = np.array(az["bin_edges_deg"])
-    centres = (edges[:-1] + edges[1:]) / 2
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for ax, (metric, label) in zip(
-        axes,
-        (("psnr", "PSNR (dB) ↑"), ("ssim", "SSIM ↑"), ("ciede2000", "CIEDE2000 on object ↓")),
-        strict=True,
-    ):
-        for method, per in az["methods"].items():
-            y = np.array([np.nan if v is None else v for v in per[metric]], dtype=float)
-            style = "--" if method in BASELINES else "-"
-            ax.plot(centres, y, style, marker="o", label=method)
-        ax.set_xlabel("azimuth offset target - input (deg)")
-        ax.set_ylabel(label)
-        ax.set_xticks(edges)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"{summary['num_objects']} objects, {summary['num_pairs']} pairs")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def sweep_views(instance: SRNInstance, cond: int, angles: int) -> np.ndarray:
     """For each of `angles` azimuth offsets k * 360 / angles, the view closest to the conditioning
     camera orbited by that offset about world up (+z), as view indices [angles]."""
@@ -483,61 +270,7 @@ def sweep_grid(
     return grid.repeat(scale, 0).repeat(scale, 1)
 
 
-def write_report(summary: dict[str, Any], out_dir: Path, sweep: np.ndarray | None = None) -> dict[str, Path]:
-    """eval.json, eval.md, azimuth.png (and sweep.png) in out_dir."""
-    from PIL import Image
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "json": out_dir / "eval.json",
-        "markdown": out_dir / "eval.md",
-        "azimuth": out_dir / "azimuth.png",
-    }
-    paths["json"].write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
-    paths["markdown"].write_text(markdown_report(summary))
-    plot_azimuth(summary, paths["azimuth"])
-    if sweep is not None:
-        paths["sweep"] = out_dir / "sweep.png"
-        Image.fromarray(sweep).save(paths["sweep"])
-    return paths
-
-
 # --- CLI -----------------------------------------------------------------------------------------------
-
-
-class UserError(Exception):
-    """Bad input: one line on stderr, exit code 2."""
-
-
-def load_models(vae_ckpt: Path, unet_ckpt: Path, device: torch.device) -> tuple[Models, dict[str, Any]]:
-    """Models from the trainer's safetensors checkpoints (EMA weights when present)."""
-    for path in (vae_ckpt, unet_ckpt):
-        if not Path(path).is_file():
-            raise UserError(f"checkpoint {path} does not exist")
-    from training.checkpoint import checkpoint_extra, load_checkpoint
-
-    vae_c = load_checkpoint(vae_ckpt, stage="vae")
-    unet_c = load_checkpoint(unet_ckpt, stage="unet")
-    vae = VAE(vae_c.config.vae)
-    vae.load_state_dict(vae_c.inference_state_dict())
-    cfg = unet_c.config
-    unet = UNet(cfg.unet)
-    unet.load_state_dict(unet_c.inference_state_dict())
-    extra = checkpoint_extra(unet_c)
-    if "latent_scale" not in extra:
-        raise UserError(f"{unet_ckpt}: no latent_scale in the checkpoint metadata")
-    models = Models(
-        vae.to(device).eval(), unet.to(device).eval(), float(extra["latent_scale"]), cfg.diffusion, device
-    )
-    meta = {
-        "vae_checkpoint": str(vae_ckpt),
-        "vae_step": vae_c.step,
-        "unet_checkpoint": str(unet_ckpt),
-        "unet_step": unet_c.step,
-        "config": cfg.name,
-        "latent_scale": models.latent_scale,
-    }
-    return models, meta
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -598,7 +331,15 @@ def main(argv: list[str] | None = None) -> int:
         parse_sampler(spec)
     if not 0.0 <= cfg.temperature <= 1.0:
         raise UserError(f"--temperature must be in [0, 1], got {cfg.temperature}")
-    models, meta = load_models(vae_ckpt, unet_ckpt, device)
+    models, vae_c, unet_c = load_models(vae_ckpt, unet_ckpt, device)
+    meta = {
+        "vae_checkpoint": str(vae_ckpt),
+        "vae_step": vae_c.step,
+        "unet_checkpoint": str(unet_ckpt),
+        "unet_step": unet_c.step,
+        "config": unet_c.config.name,
+        "latent_scale": models.latent_scale,
+    }
     from training.srn_dataset import load_split
 
     instances = load_split(

@@ -22,13 +22,6 @@ def make_context(z_cond: torch.Tensor, c2w_cond: np.ndarray, c2w_target: np.ndar
     return torch.cat([z_cond.flatten(1).float(), rel.to(device=z_cond.device, dtype=torch.float32)], dim=1)
 
 
-def make_scheduler(cfg: TrainConfig, sample: SampleConfig | None = None) -> samplers.Scheduler:
-    s = sample or cfg.sample
-    if s.sampler == "ddim":
-        return samplers.DDIMScheduler(cfg.diffusion, s.spacing, eta=s.eta)
-    return samplers.DDPMScheduler(cfg.diffusion, s.spacing)
-
-
 @torch.no_grad()
 def generate(
     unet: nn.Module,
@@ -52,7 +45,7 @@ def generate(
     return samplers.sample(
         unet,
         context,
-        make_scheduler(cfg, s),
+        samplers.make_scheduler(s.sampler, cfg.diffusion, s.spacing, s.eta),
         s.steps,
         guidance=s.guidance_scale,
         generator=device_gen,

@@ -13,16 +13,13 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from training.checkpoint import checkpoint_extra, load_checkpoint
-from training.cli import UserError, run_cli
+from training.cli import run_cli
 from training.distributed import pick_device
-from training.grid import image_grid, to_uint8
-from training.nvs import generate, make_context
-from training.unet import UNet
-from training.vae import VAE
-from training.views import load_views, to_model_range
+from training.errors import UserError
+from training.grid import image_grid
+from training.pipeline import load_models, synthesize
+from training.views import load_views
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,10 +43,12 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     device = pick_device(args.device)
-    unet_ckpt = load_checkpoint(args.unet or args.out / "unet" / "checkpoint.safetensors", stage="unet")
-    vae_ckpt = load_checkpoint(args.vae or args.out / "vae" / "checkpoint.safetensors", stage="vae")
+    models, vae_ckpt, unet_ckpt = load_models(
+        args.vae or args.out / "vae" / "checkpoint.safetensors",
+        args.unet or args.out / "unet" / "checkpoint.safetensors",
+        device,
+    )
     cfg = unet_ckpt.config
-    latent_scale = float(checkpoint_extra(unet_ckpt)["latent_scale"])
     s = cfg.sample
     s = dataclasses.replace(
         s,
@@ -63,34 +62,33 @@ def main(argv: list[str] | None = None) -> None:
     if not 1 <= s.steps <= cfg.diffusion.num_timesteps:
         raise UserError(f"--steps must be in [1, {cfg.diffusion.num_timesteps}], got {s.steps}")
 
-    unet = UNet(cfg.unet)
-    unet.load_state_dict(unet_ckpt.inference_state_dict())
-    vae = VAE(vae_ckpt.config.vae)
-    vae.load_state_dict(vae_ckpt.inference_state_dict())
-    unet, vae = unet.to(device).eval(), vae.to(device).eval()
-
     root = args.data or cfg.data.root
     size = vae_ckpt.config.vae.image_size
     views = load_views(root, args.split, size, max_instances=args.instances, progress=not args.no_progress)
     rows = []
-    with torch.no_grad():
-        for k, name in enumerate(views.names):
-            lo, hi = int(views.offsets[k]), int(views.offsets[k + 1])
-            if not 0 <= args.cond_view < hi - lo:
-                raise UserError(f"--cond-view {args.cond_view}: object {name} has {hi - lo} views")
-            cond = lo + args.cond_view
-            others = np.array([v for v in range(lo, hi) if v != cond] or [cond])
-            targets = others[np.linspace(0, len(others) - 1, args.views).round().astype(int)]
-            x_cond = to_model_range(views.images[[cond]]).to(device)
-            z_cond = vae.encode(x_cond)[0] * latent_scale
-            ctx = make_context(
-                z_cond.expand(len(targets), -1, -1, -1), views.c2w[[cond] * len(targets)], views.c2w[targets]
-            )
-            z = generate(unet, ctx, cfg, s, seed=args.seed + k)
-            pred = to_uint8(vae.decode(z / latent_scale, vae.colour(x_cond)))
-            rows.append([views.images[cond].numpy(), *views.images[targets].numpy()])
-            rows.append([None, *pred])
-            print(f"{name}: cond view {args.cond_view}, targets {(targets - lo).tolist()}")
+    for k, name in enumerate(views.names):
+        lo, hi = int(views.offsets[k]), int(views.offsets[k + 1])
+        if not 0 <= args.cond_view < hi - lo:
+            raise UserError(f"--cond-view {args.cond_view}: object {name} has {hi - lo} views")
+        cond = lo + args.cond_view
+        others = np.array([v for v in range(lo, hi) if v != cond] or [cond])
+        targets = others[np.linspace(0, len(others) - 1, args.views).round().astype(int)]
+        conds = [cond] * len(targets)
+        pred = synthesize(
+            models,
+            views.images[conds].numpy(),
+            views.c2w[conds],
+            views.c2w[targets],
+            f"{s.sampler}-{s.steps}",
+            s.guidance_scale,
+            seed=args.seed + k,
+            temperature=s.temperature,
+            spacing=s.spacing,
+            eta=s.eta,
+        )
+        rows.append([views.images[cond].numpy(), *views.images[targets].numpy()])
+        rows.append([None, *pred])
+        print(f"{name}: cond view {args.cond_view}, targets {(targets - lo).tolist()}")
     png = args.png or args.out / f"samples_{args.split}.png"
     png.parent.mkdir(parents=True, exist_ok=True)
     image_grid(rows).save(png)

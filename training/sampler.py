@@ -83,11 +83,24 @@ class DDIMScheduler(_Scheduler):
 Scheduler = DDPMScheduler | DDIMScheduler
 
 
-def make_scheduler(name: str, cfg: S.ScheduleConfig | None = None, spacing: str = "trailing") -> Scheduler:
+def parse_sampler(spec: str, num_timesteps: int | None = None) -> tuple[str, int]:
+    """'ddim-50' -> ('ddim', 50); with num_timesteps, more steps than the training timesteps are refused."""
+    name, _, steps = spec.partition("-")
+    if name not in ("ddpm", "ddim") or not steps.isdigit() or int(steps) < 1:
+        raise ValueError(f"sampler {spec!r}: expected ddpm-<steps> or ddim-<steps>, e.g. ddim-50")
+    if num_timesteps is not None and int(steps) > num_timesteps:
+        raise ValueError(f"sampler {spec!r}: {steps} steps > the {num_timesteps} training timesteps")
+    return name, int(steps)
+
+
+def make_scheduler(
+    name: str, cfg: S.ScheduleConfig | None = None, spacing: str = "trailing", eta: float = 0.0
+) -> Scheduler:
+    """The one scheduler factory of training: 'ddpm' or 'ddim' (eta is DDIM's; DDPM has none)."""
     if name == "ddpm":
         return DDPMScheduler(cfg, spacing)
     if name == "ddim":
-        return DDIMScheduler(cfg, spacing)
+        return DDIMScheduler(cfg, spacing, eta=eta)
     raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {name!r}")
 
 

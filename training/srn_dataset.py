@@ -77,6 +77,30 @@ def _read_png(path: Path) -> np.ndarray:
 def load_instance(path: Path | str, image_size: int) -> SRNInstance:
     """Read one instance directory (rgb/*.png, pose/*.txt, intrinsics.txt)."""
     path = Path(path)
+    rgb_files, pose_files = _view_files(path)
+    k_path = path / "intrinsics.txt"
+    k = read_intrinsics(k_path)
+    images = _read_images(rgb_files, image_size, (k, k_path))
+    c2w = _read_poses(pose_files)
+    f_s, cx_s, cy_s = intrinsics_after_crop_resize(
+        k.f, k.cx, k.cy, centre_crop_box(k.height, k.width), image_size
+    )
+    return SRNInstance(path.name, path, images, c2w, Intrinsics(f_s, cx_s, cy_s, image_size, image_size))
+
+
+def read_views(
+    path: Path | str, image_size: int, max_views: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first `max_views` (default: all) views of an instance directory without its intrinsics:
+    images uint8 (V, S, S, 3), centre-cropped and resized as load_instance does them, and c2w float64
+    (V, 4, 4). For what needs only images and poses (export's checks on real data): an instance with
+    no intrinsics.txt reads too."""
+    rgb_files, pose_files = _view_files(Path(path))
+    return _read_images(rgb_files[:max_views], image_size), _read_poses(pose_files[:max_views])
+
+
+def _view_files(path: Path) -> tuple[list[Path], list[Path]]:
+    """The sorted rgb/*.png and pose/*.txt of an instance, one pose per image."""
     rgb_dir, pose_dir = path / "rgb", path / "pose"
     for d in (rgb_dir, pose_dir):
         if not d.is_dir():
@@ -90,32 +114,39 @@ def load_instance(path: Path | str, image_size: int) -> SRNInstance:
     for rgb, pose in zip(rgb_files, pose_files, strict=True):
         if rgb.stem != pose.stem:
             raise ValueError(f"{path}: image {rgb.name} has no pose (found {pose.name} in its place)")
-    k_path = path / "intrinsics.txt"
-    k = read_intrinsics(k_path)
+    return rgb_files, pose_files
 
+
+def _read_images(
+    rgb_files: list[Path], image_size: int, intrinsics: tuple[Intrinsics, Path] | None = None
+) -> np.ndarray:
+    """uint8 (V, S, S, 3), centre-cropped; every image must be the size the intrinsics (if given) say."""
     images = np.empty((len(rgb_files), image_size, image_size, 3), dtype=np.uint8)
-    box = centre_crop_box(k.height, k.width)
     for i, f in enumerate(rgb_files):
         img = _read_png(f)
-        if img.shape[:2] != (k.height, k.width):
-            raise ValueError(
-                f"{f}: image is {img.shape[1]}x{img.shape[0]} but {k_path} says {k.width}x{k.height} "
-                "(inconsistent intrinsics)"
-            )
+        if intrinsics is not None:
+            k, k_path = intrinsics
+            if img.shape[:2] != (k.height, k.width):
+                raise ValueError(
+                    f"{f}: image is {img.shape[1]}x{img.shape[0]} but {k_path} says {k.width}x{k.height} "
+                    "(inconsistent intrinsics)"
+                )
         if img.shape == (image_size, image_size, 3) and img.dtype == np.uint8:
             images[i] = img
         else:
-            images[i] = to_uint8_rgb(img, image_size, box)
+            images[i] = to_uint8_rgb(img, image_size, centre_crop_box(*img.shape[:2]))
+    return images
 
+
+def _read_poses(pose_files: list[Path]) -> np.ndarray:
     c2w = np.stack([_read_pose_fast(f) for f in pose_files])
     try:
-        check_rigid(c2w, name=str(pose_dir))
+        check_rigid(c2w, name=str(pose_files[0].parent))
     except ValueError:
         for f in pose_files:  # name the offending file
             read_pose(f)
         raise
-    f_s, cx_s, cy_s = intrinsics_after_crop_resize(k.f, k.cx, k.cy, box, image_size)
-    return SRNInstance(path.name, path, images, c2w, Intrinsics(f_s, cx_s, cy_s, image_size, image_size))
+    return c2w
 
 
 def _read_pose_fast(path: Path) -> np.ndarray:

@@ -21,7 +21,6 @@ from torch import nn
 from tinyldm_ros import schedule as S
 from training.checkpoint import checkpoint_extra, load_checkpoint
 from training.cli import (
-    UserError,
     add_config_args,
     add_run_args,
     apply_threads,
@@ -33,6 +32,7 @@ from training.cli import (
 from training.config import TrainConfig
 from training.distributed import DistInfo, setup, teardown
 from training.encode_latents import Latents
+from training.errors import UserError
 from training.grid import image_grid, to_uint8
 from training.nvs import generate, make_context
 from training.sampler import DDPMScheduler
