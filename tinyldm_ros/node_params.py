@@ -13,9 +13,11 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
+from tinyldm_ros.providers import PROVIDERS
+from tinyldm_ros.sampler_settings import SamplerSettings, SamplerSettingsError
+
 # The engine loads these once; changing them means a new engine, i.e. a restart.
 READ_ONLY = ("model_dir", "provider", "intra_op_threads", "engine_workers", "image_qos")
-PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 
 
 @dataclass(frozen=True)
@@ -184,8 +186,10 @@ def validate(cfg: NodeConfig, num_train_timesteps: int) -> str | None:
         return f"image_qos must be 'sensor_data' or 'reliable', got {cfg.image_qos!r}"
     if cfg.provider not in PROVIDERS:
         return f"provider must be one of {PROVIDERS}, got {cfg.provider!r}"
-    if cfg.steps > num_train_timesteps:
-        return f"steps {cfg.steps} > the model's {num_train_timesteps} trained timesteps"
+    try:  # eta is the model's: the node has no parameter for it
+        SamplerSettings(cfg.steps, cfg.guidance, cfg.temperature, 0.0).validate(num_train_timesteps)
+    except SamplerSettingsError as e:
+        return str(e)
     for name in _ARRAY_TYPES:
         if not isinstance(getattr(cfg, name), list):
             return f"{name} must be a list"
