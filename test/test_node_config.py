@@ -180,7 +180,10 @@ def test_tf_target_frames() -> None:  # pragma: no cover - needs a system ROS 2
         combined = h.record(SynthesizedViews, "synthesized_views")
         h.wait_outputs_matched()
         assert wait_for(
-            lambda: h.node._tf.buffer.can_transform("camera_optical", "left_optical", rclpy.time.Time()), 10.0
+            lambda: h.node._targets.tf.buffer.can_transform(
+                "camera_optical", "left_optical", rclpy.time.Time()
+            ),
+            10.0,
         )
         h.publish_image(random_image())
         assert wait_for(lambda: views and combined, 10.0)
@@ -201,7 +204,7 @@ def test_orbit_view_frames_are_on_tf() -> None:  # pragma: no cover - needs a sy
         h.publish_image(random_image())
         assert wait_for(lambda: views, 10.0)
         stamp = rclpy.time.Time.from_msg(views[0][1].header.stamp)
-        buffer = h.node._tf.buffer
+        buffer = h.node._targets.tf.buffer
         assert wait_for(lambda: buffer.can_transform("camera_optical", "orbit_az90_el0", stamp), 10.0)
         tf = buffer.lookup_transform("camera_optical", "orbit_az90_el0", stamp)
         # a quarter orbit to the right: the camera sits beside the object centre, object_distance ahead

@@ -114,7 +114,7 @@ def test_fuzz_bad_inputs_node_keeps_running_and_keeps_its_rate() -> None:
             s = node.stats
             return s.rejected["image"] + s.processed + s.dropped + s.idle == s.received
 
-        assert wait_for(lambda: accounted() and node._slot is None, 10.0)
+        assert wait_for(lambda: accounted() and node._queue.slot is None, 10.0)
         under_abuse = len(combined) - before
         arrived_bad = node.stats.received - good
         print(f"bad images sent {n_bad_images}, arrived {arrived_bad}; outputs {baseline} -> {under_abuse}")

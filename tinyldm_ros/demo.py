@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         source.timer.cancel()
         spinner.start()
         while time.monotonic() < deadline and not (
-            nvs._wants_views() and source.image_pub.get_subscription_count()
+            nvs._outputs.wants_views() and source.image_pub.get_subscription_count()
         ):
             time.sleep(0.05)
         # The targets come as a PoseArray with the first frame, too late for the node's own warm-up.
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         source.timer.reset()
         n = len(source.instance.views)
         deadline = time.monotonic() + n / args.rate + 20.0
-        while time.monotonic() < deadline and not (source.done and nvs._slot is None and len(results) >= 1):
+        while time.monotonic() < deadline and not (source.done and nvs._queue.slot is None and len(results) >= 1):
             time.sleep(0.05)
         time.sleep(0.5)  # the last output in flight
         stats = nvs.stats.snapshot()

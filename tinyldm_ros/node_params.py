@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -213,3 +213,37 @@ def validate(cfg: NodeConfig, num_train_timesteps: int) -> str | None:
     if n > cfg.max_targets:
         return f"{n} targets (target_frames + orbit_azimuths_deg) > max_targets {cfg.max_targets}"
     return None
+
+
+def updated(cfg: NodeConfig, params: list[Parameter], num_train_timesteps: int) -> NodeConfig:
+    """`cfg` with a parameter change applied, or ValueError saying why the change is refused."""
+    changes = {p.name: value_of(p) for p in params if p.name in SPECS}
+    for name in changes:
+        if name in READ_ONLY:
+            raise ValueError(f"{name} is read at start: restart the node")
+    try:
+        new = replace(cfg, **changes)
+    except TypeError as e:
+        raise ValueError(str(e)) from None
+    problem = validate(new, num_train_timesteps)
+    if problem:
+        raise ValueError(problem)
+    return new
+
+
+def declare_read_only(node) -> NodeConfig:
+    """Declare the parameters read at start (the engine's); the snapshot they give."""
+    declare(node, READ_ONLY, NodeConfig())
+    return read(node, NodeConfig())
+
+
+def declare_the_rest(node, start: NodeConfig, sampler, num_train_timesteps: int) -> NodeConfig:
+    """Declare the other parameters, the sampler's defaulting to the model's `sampler` (model.json);
+    YAML / command-line values still override them. ValueError when the result is invalid."""
+    defaults = replace(start, steps=sampler.steps, guidance=sampler.guidance, temperature=sampler.temperature)
+    declare(node, [n for n in SPECS if n not in READ_ONLY], defaults)
+    cfg = read(node, defaults)
+    problem = validate(cfg, num_train_timesteps)
+    if problem:
+        raise ValueError(f"invalid parameters: {problem}")
+    return cfg
