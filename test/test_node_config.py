@@ -22,7 +22,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from tinyldm_ros.msg import SynthesizedViews  # noqa: E402
 
 from tinyldm_ros import node_params  # noqa: E402
-from tinyldm_ros.demo_source import DemoSource  # noqa: E402
+from tinyldm_ros.demo.source import DemoSource  # noqa: E402
 from tinyldm_ros.node import NvsNode  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -219,7 +219,8 @@ def test_node_modules_never_import_torch() -> None:
     import sys
 
     code = (
-        "import sys, tinyldm_ros.node, tinyldm_ros.demo, tinyldm_ros.demo_source, tinyldm_ros.bad_inputs;"
+        "import sys; sys.path.insert(0, 'test');"
+        "import tinyldm_ros.node, tinyldm_ros.demo.sweep, tinyldm_ros.demo.source, bad_inputs;"
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO).returncode == 0

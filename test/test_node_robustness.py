@@ -13,11 +13,10 @@ pytest.importorskip(
     "tinyldm_ros.msg", reason="tinyldm_ros interfaces not built: run `make setup` (colcon build)"
 )
 
+from bad_inputs import bad_camera_info, bad_image, bad_pose_array  # noqa: E402
 from geometry_msgs.msg import PoseArray  # noqa: E402
 from node_harness import Harness, random_image, wait_for  # noqa: E402
 from tinyldm_ros.msg import SynthesizedViews  # noqa: E402
-
-from tinyldm_ros.bad_inputs import bad_camera_info, bad_image, bad_pose_array  # noqa: E402
 
 _ns = itertools.count()
 
