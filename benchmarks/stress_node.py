@@ -3,7 +3,7 @@
     python benchmarks/stress_node.py [--model models/default] [--bad 10000] [--bad-rate 500]
 
 The node runs as its own process with one orbit target. A good 10 Hz camera stream runs throughout;
-for the middle phase, malformed images, pose arrays, camera_infos (tinyldm_ros.bad_inputs) and bad
+for the middle phase, malformed images, pose arrays, camera_infos (test/bad_inputs.py) and bad
 service calls are spread between its frames. Measured: the good output rate before / during / after,
 the node's rejections by cause (from /diagnostics), the log lines it wrote, service answers, memory,
 and whether it is still alive. Prints a table and writes benchmarks/results/stress_node.json.
@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))  # bad_inputs: the fuzz test's inputs
 from node_process import REPO, Client, NodeProcess, camera_image, isolate_dds, machine, resolve_model  # noqa: E402
 
 
 def bad_request(rng: np.random.Generator):
+    from bad_inputs import bad_image
     from geometry_msgs.msg import PoseStamped
     from tinyldm_ros.srv import SynthesizeView
-
-    from tinyldm_ros.bad_inputs import bad_image
 
     kind = int(rng.integers(0, 5))
     if kind == 0:
@@ -61,10 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     model = resolve_model(args.model)
     isolate_dds()
     import rclpy
+    from bad_inputs import bad_camera_info, bad_image, bad_pose_array
     from geometry_msgs.msg import PoseArray
     from tinyldm_ros.srv import SynthesizeView
-
-    from tinyldm_ros.bad_inputs import bad_camera_info, bad_image, bad_pose_array
 
     rclpy.init()
     log_path = REPO / "out" / "stress_node" / "node.log"

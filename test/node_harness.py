@@ -95,7 +95,7 @@ class Harness:
     def wait_outputs_matched(self, timeout: float = 10.0) -> None:
         """Until the node sees our output subscriptions (laziness) and we see its image subscription."""
         assert wait_for(lambda: self.image_pub.get_subscription_count() > 0, timeout), "image not matched"
-        assert wait_for(self.node._wants_views, timeout), "node does not see the output subscriptions"
+        assert wait_for(self.node._outputs.wants_views, timeout), "node does not see the output subscriptions"
 
     def publish_image(
         self,

@@ -18,8 +18,8 @@ from node_harness import TINY_MODEL, wait_for  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from tinyldm_ros.msg import SynthesizedViews  # noqa: E402
 
-from tinyldm_ros.demo import make_nodes, sweep_target_names  # noqa: E402
-from tinyldm_ros.demo_source import find_instances, load_instance  # noqa: E402
+from tinyldm_ros.demo.source import find_instances, load_instance  # noqa: E402
+from tinyldm_ros.demo.sweep import make_nodes, sweep_target_names  # noqa: E402
 from tinyldm_ros.poses import azimuth_elevation, relative_transform, sphere_pose  # noqa: E402
 from tinyldm_ros.targets import pose_to_matrix  # noqa: E402
 

@@ -145,7 +145,7 @@ def test_target_poses_and_frustums(harness: Harness) -> None:
         pose.orientation.w = 1.0
         array.poses.append(pose)
     poses_pub.publish(array)
-    assert wait_for(lambda: "pose_1" in harness.node._view_pubs)
+    assert wait_for(lambda: "pose_1" in harness.node._outputs.view_pubs)
     views = harness.record(Image, "views/pose_1")
     harness.wait_outputs_matched()
     harness.publish_image(random_image())
@@ -169,7 +169,7 @@ def test_dynamic_parameters_safe_ones_apply_others_refused(harness: Harness) -> 
     assert all(r.successful for r in results)
     assert node.cfg.steps == 3 and node.cfg.guidance == 2.0 and node.cfg.target_frames == ["cam2"]
     assert node.cfg.temperature == 0.5
-    assert "cam2" in node._view_pubs
+    assert "cam2" in node._outputs.view_pubs
     refused = node.set_parameters([Parameter("model_dir", value="/elsewhere")])[0]
     assert not refused.successful and "read" in refused.reason
     too_many = node.set_parameters([Parameter("orbit_azimuths_deg", value=[float(a) for a in range(40)])])[0]
@@ -199,7 +199,7 @@ def test_rate_cap_output_size_and_diagnostics(harness: Harness) -> None:
     while time.monotonic() - start < 1.0:  # 30 Hz for one second
         harness.publish_image(random_image())
         time.sleep(1 / 30)
-    assert wait_for(lambda: harness.node._slot is None and views)
+    assert wait_for(lambda: harness.node._queue.slot is None and views)
     # 5 Hz cap: about 5 outputs in that second (+1 for the frame taken at once, +1 for the latest).
     assert 3 <= len(views) <= 7, len(views)
     assert image_to_numpy(views[-1][1])[0].shape == (64, 64, 3)
@@ -228,7 +228,7 @@ def test_reliable_image_qos_for_large_images(harness: Harness) -> None:
     combined = harness.record(SynthesizedViews, "synthesized_views")
     harness.wait_connected(reliable)
     assert harness.image_pub.get_subscription_count() == 0  # best effort cannot feed a reliable reader
-    assert wait_for(harness.node._wants_views)
+    assert wait_for(harness.node._outputs.wants_views)
     for i in range(5):
         reliable.publish(_stamped(numpy_to_image(random_image(480, 640, seed=i), "rgb8")))
         time.sleep(0.05)

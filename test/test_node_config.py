@@ -22,7 +22,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from tinyldm_ros.msg import SynthesizedViews  # noqa: E402
 
 from tinyldm_ros import node_params  # noqa: E402
-from tinyldm_ros.demo_source import DemoSource  # noqa: E402
+from tinyldm_ros.demo.source import DemoSource  # noqa: E402
 from tinyldm_ros.node import NvsNode  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -180,7 +180,10 @@ def test_tf_target_frames() -> None:  # pragma: no cover - needs a system ROS 2
         combined = h.record(SynthesizedViews, "synthesized_views")
         h.wait_outputs_matched()
         assert wait_for(
-            lambda: h.node._tf.buffer.can_transform("camera_optical", "left_optical", rclpy.time.Time()), 10.0
+            lambda: h.node._targets.tf.buffer.can_transform(
+                "camera_optical", "left_optical", rclpy.time.Time()
+            ),
+            10.0,
         )
         h.publish_image(random_image())
         assert wait_for(lambda: views and combined, 10.0)
@@ -201,7 +204,7 @@ def test_orbit_view_frames_are_on_tf() -> None:  # pragma: no cover - needs a sy
         h.publish_image(random_image())
         assert wait_for(lambda: views, 10.0)
         stamp = rclpy.time.Time.from_msg(views[0][1].header.stamp)
-        buffer = h.node._tf.buffer
+        buffer = h.node._targets.tf.buffer
         assert wait_for(lambda: buffer.can_transform("camera_optical", "orbit_az90_el0", stamp), 10.0)
         tf = buffer.lookup_transform("camera_optical", "orbit_az90_el0", stamp)
         # a quarter orbit to the right: the camera sits beside the object centre, object_distance ahead
@@ -216,7 +219,8 @@ def test_node_modules_never_import_torch() -> None:
     import sys
 
     code = (
-        "import sys, tinyldm_ros.node, tinyldm_ros.demo, tinyldm_ros.demo_source, tinyldm_ros.bad_inputs;"
+        "import sys; sys.path.insert(0, 'test');"
+        "import tinyldm_ros.node, tinyldm_ros.demo.sweep, tinyldm_ros.demo.source, bad_inputs;"
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO).returncode == 0

@@ -13,11 +13,10 @@ pytest.importorskip(
     "tinyldm_ros.msg", reason="tinyldm_ros interfaces not built: run `make setup` (colcon build)"
 )
 
+from bad_inputs import bad_camera_info, bad_image, bad_pose_array  # noqa: E402
 from geometry_msgs.msg import PoseArray  # noqa: E402
 from node_harness import Harness, random_image, wait_for  # noqa: E402
 from tinyldm_ros.msg import SynthesizedViews  # noqa: E402
-
-from tinyldm_ros.bad_inputs import bad_camera_info, bad_image, bad_pose_array  # noqa: E402
 
 _ns = itertools.count()
 
@@ -114,7 +113,7 @@ def test_fuzz_bad_inputs_node_keeps_running_and_keeps_its_rate() -> None:
             s = node.stats
             return s.rejected["image"] + s.processed + s.dropped + s.idle == s.received
 
-        assert wait_for(lambda: accounted() and node._slot is None, 10.0)
+        assert wait_for(lambda: accounted() and node._queue.slot is None, 10.0)
         under_abuse = len(combined) - before
         arrived_bad = node.stats.received - good
         print(f"bad images sent {n_bad_images}, arrived {arrived_bad}; outputs {baseline} -> {under_abuse}")

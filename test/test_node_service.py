@@ -184,7 +184,7 @@ def test_documented_service_calls_work_as_typed(harness: Harness) -> None:
     harness.publish_image(random_image())
     assert wait_for(lambda: harness.node._latest is not None)
     frames = {f for text in calls for f in (yaml.safe_load(text).get("target_frames") or [])}
-    if harness.node._tf is not None and frames:  # TF here: put the documented frames on it first
+    if harness.node._targets.tf is not None and frames:  # TF here: put the documented frames on it first
         import tf2_ros
         from geometry_msgs.msg import TransformStamped
 
@@ -197,14 +197,14 @@ def test_documented_service_calls_work_as_typed(harness: Harness) -> None:
             tf.transform.rotation.w = 1.0
             tfs.append(tf)
         broadcaster.sendTransform(tfs)
-        buffer = harness.node._tf.buffer
+        buffer = harness.node._targets.tf.buffer
         assert wait_for(
             lambda: all(buffer.can_transform("camera_optical", f, rclpy.time.Time()) for f in frames)
         )
     for text in calls:
         values = yaml.safe_load(text)
         response = call(harness, _fill(SynthesizeView.Request(), values))
-        if "target_frames" in values and harness.node._tf is None:
+        if "target_frames" in values and harness.node._targets.tf is None:
             assert not response.success and "tf2_ros" in response.message  # no TF here: says why
         else:
             assert response.success, (text, response.message)

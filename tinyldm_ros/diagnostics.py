@@ -11,6 +11,14 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 
+class RejectedInput(Exception):  # noqa: N818 - not an error of the node: input it refuses
+    """Input the node refuses; `cause` keys the throttled log and the diagnostics counter."""
+
+    def __init__(self, cause: str, message: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
 class ThrottledLog:
     """One log line per cause per period; the next line says how many were suppressed meanwhile.
 
@@ -53,6 +61,7 @@ class NodeStats:
         self._latency_ms: collections.deque[float] = collections.deque(maxlen=window)
         self._synthesis_ms: collections.deque[float] = collections.deque(maxlen=window)
         self._done_at: collections.deque[float] = collections.deque(maxlen=window)
+        self._rejected_at_last_status = 0
 
     def count(self, field: str, n: int = 1) -> None:
         with self._lock:
@@ -68,6 +77,12 @@ class NodeStats:
             self._latency_ms.append(latency_ms)
             self._synthesis_ms.append(synthesis_ms)
             self._done_at.append(time.monotonic())
+
+    def rejected_since_last_status(self, snapshot: dict[str, float]) -> int:
+        """Rejections since the snapshot this was last asked with (the status period's)."""
+        new = snapshot["rejected"] - self._rejected_at_last_status
+        self._rejected_at_last_status = snapshot["rejected"]
+        return int(new)
 
     def snapshot(self) -> dict[str, float]:
         with self._lock:

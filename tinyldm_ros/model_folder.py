@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tinyldm_ros.sampler_settings import SamplerSettings, SamplerSettingsError
 from tinyldm_ros.schedule import TIMESTEP_SPACINGS, ScheduleConfig
 
 FORMAT_VERSION = 1
@@ -58,6 +59,10 @@ class SamplerDefaults:
     # less variety); 0 with eta 0 makes the view independent of the seed. Absent in older folders: 1.
     temperature: float = 1.0
     spacing: str = "trailing"  # DDIM timestep selection, tinyldm_ros.schedule.ddim_timesteps
+
+    def settings(self) -> SamplerSettings:
+        """The defaults a call starts from (checked by SamplerSettings like every call's own)."""
+        return SamplerSettings(self.steps, self.guidance, self.temperature, self.eta)
 
 
 @dataclass
@@ -183,16 +188,10 @@ class ModelInfo:
         s = self.sampler
         if s.name != "ddim":
             raise bad(f"sampler.name must be 'ddim', got {s.name!r}")
-        if not (isinstance(s.steps, int) and 1 <= s.steps <= T):
-            raise bad(f"sampler.steps must be an integer in [1, {T}], got {s.steps!r}")
-        if not (isinstance(s.guidance, int | float) and math.isfinite(s.guidance) and s.guidance >= 0):
-            raise bad(f"sampler.guidance must be a finite number >= 0, got {s.guidance!r}")
-        if not (isinstance(s.eta, int | float) and 0 <= s.eta <= 1):
-            raise bad(f"sampler.eta must be in [0, 1], got {s.eta!r}")
-        if isinstance(s.temperature, bool) or not (
-            isinstance(s.temperature, int | float) and 0 <= s.temperature <= 1
-        ):
-            raise bad(f"sampler.temperature must be in [0, 1], got {s.temperature!r}")
+        try:
+            s.settings().validate(T)
+        except SamplerSettingsError as e:
+            raise bad(f"sampler.{e}") from None
         if s.spacing not in TIMESTEP_SPACINGS:
             raise bad(f"sampler.spacing must be one of {TIMESTEP_SPACINGS}, got {s.spacing!r}")
 

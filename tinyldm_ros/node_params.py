@@ -6,16 +6,18 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
+from tinyldm_ros.providers import PROVIDERS
+from tinyldm_ros.sampler_settings import SamplerSettings, SamplerSettingsError
+
 # The engine loads these once; changing them means a new engine, i.e. a restart.
 READ_ONLY = ("model_dir", "provider", "intra_op_threads", "engine_workers", "image_qos")
-PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 
 
 @dataclass(frozen=True)
@@ -184,8 +186,10 @@ def validate(cfg: NodeConfig, num_train_timesteps: int) -> str | None:
         return f"image_qos must be 'sensor_data' or 'reliable', got {cfg.image_qos!r}"
     if cfg.provider not in PROVIDERS:
         return f"provider must be one of {PROVIDERS}, got {cfg.provider!r}"
-    if cfg.steps > num_train_timesteps:
-        return f"steps {cfg.steps} > the model's {num_train_timesteps} trained timesteps"
+    try:  # eta is the model's: the node has no parameter for it
+        SamplerSettings(cfg.steps, cfg.guidance, cfg.temperature, 0.0).validate(num_train_timesteps)
+    except SamplerSettingsError as e:
+        return str(e)
     for name in _ARRAY_TYPES:
         if not isinstance(getattr(cfg, name), list):
             return f"{name} must be a list"
@@ -209,3 +213,37 @@ def validate(cfg: NodeConfig, num_train_timesteps: int) -> str | None:
     if n > cfg.max_targets:
         return f"{n} targets (target_frames + orbit_azimuths_deg) > max_targets {cfg.max_targets}"
     return None
+
+
+def updated(cfg: NodeConfig, params: list[Parameter], num_train_timesteps: int) -> NodeConfig:
+    """`cfg` with a parameter change applied, or ValueError saying why the change is refused."""
+    changes = {p.name: value_of(p) for p in params if p.name in SPECS}
+    for name in changes:
+        if name in READ_ONLY:
+            raise ValueError(f"{name} is read at start: restart the node")
+    try:
+        new = replace(cfg, **changes)
+    except TypeError as e:
+        raise ValueError(str(e)) from None
+    problem = validate(new, num_train_timesteps)
+    if problem:
+        raise ValueError(problem)
+    return new
+
+
+def declare_read_only(node) -> NodeConfig:
+    """Declare the parameters read at start (the engine's); the snapshot they give."""
+    declare(node, READ_ONLY, NodeConfig())
+    return read(node, NodeConfig())
+
+
+def declare_the_rest(node, start: NodeConfig, sampler, num_train_timesteps: int) -> NodeConfig:
+    """Declare the other parameters, the sampler's defaulting to the model's `sampler` (model.json);
+    YAML / command-line values still override them. ValueError when the result is invalid."""
+    defaults = replace(start, steps=sampler.steps, guidance=sampler.guidance, temperature=sampler.temperature)
+    declare(node, [n for n in SPECS if n not in READ_ONLY], defaults)
+    cfg = read(node, defaults)
+    problem = validate(cfg, num_train_timesteps)
+    if problem:
+        raise ValueError(f"invalid parameters: {problem}")
+    return cfg

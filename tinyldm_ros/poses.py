@@ -198,3 +198,22 @@ def orbit_poses(
     """Stack of orbit_pose results, (N, 4, 4), for broadcast azimuth/elevation deltas."""
     az, el = np.broadcast_arrays(np.atleast_1d(d_azimuths_deg), np.atleast_1d(d_elevations_deg))
     return np.stack([orbit_pose(c2w_cond, object_distance, a, e, up) for a, e in zip(az, el, strict=True)])
+
+
+def pose_batch(poses, what: str = "poses") -> np.ndarray:
+    """(N, 4, 4) or (4, 4) rigid transforms -> float32 (N, 4, 4); ValueError naming the bad pose."""
+    try:
+        batch = np.asarray(poses, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what} must be numeric (N, 4, 4) matrices: {e}") from None
+    if batch.shape == (4, 4):
+        batch = batch[None]
+    if batch.ndim != 3 or batch.shape[1:] != (4, 4) or batch.shape[0] < 1:
+        raise ValueError(f"{what} must have shape (N, 4, 4) with N >= 1, got {batch.shape}")
+    try:
+        check_rigid(batch, what)  # one vectorised check on the hot path
+    except ValueError:
+        for i, p in enumerate(batch):  # find the culprit for the message
+            check_rigid(p, f"{what}[{i}]")
+        raise
+    return batch.astype(np.float32)

@@ -1,4 +1,5 @@
-"""Target cameras for the node: ROS pose messages <-> 4x4 matrices, orbit targets, TF lookups.
+"""Target cameras for the node: ROS pose messages <-> 4x4 matrices, orbit targets, TF lookups, and
+the resolution of a frame's or a service call's targets into camera poses (TargetResolver).
 
 Every target ends up as a camera-to-input-camera 4x4 (optical axes, metres), the pose the model is
 conditioned on once its translation is scaled to training units (`to_model_units`).
@@ -6,13 +7,21 @@ conditioned on once its translation is scaled to training units (`to_model_units
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from geometry_msgs.msg import Pose, Transform, TransformStamped
 
 from tinyldm_ros.poses import check_rigid, orbit_poses
+
+if TYPE_CHECKING:
+    from geometry_msgs.msg import PoseArray
+
+    from tinyldm_ros.node_params import NodeConfig
 
 # A quaternion further than this from unit length is a bad message, not rounding noise.
 QUATERNION_NORM_TOLERANCE = 1e-2
@@ -216,6 +225,104 @@ class TfLookup:
         unregister = getattr(self.listener, "unregister", None)
         if unregister is not None:
             unregister()
+
+
+def stream_target_names(cfg: NodeConfig) -> list[str]:
+    """The names of the targets the parameters ask for on every frame (TF frames and orbits)."""
+    names = [topic_safe(f) for f in cfg.target_frames]
+    with contextlib.suppress(TargetError):
+        names += [t.name for t in orbit_targets(cfg.orbit_azimuths_deg, cfg.orbit_elevations_deg, 1.0)]
+    return names
+
+
+class TargetResolver:
+    """Targets as camera poses in the input image's frame at its stamp, looked up on TF where needed
+    (`tf` None: tf2_ros is missing, and `tf_missing` says so for every TF target)."""
+
+    def __init__(self, tf: TfLookup | None, tf_missing: str = "") -> None:
+        self.tf = tf
+        self.tf_missing = tf_missing
+
+    @classmethod
+    def on(cls, node) -> TargetResolver:
+        """A resolver with TF lookups on `node`, or without them where tf2_ros is not installed."""
+        try:
+            return cls(TfLookup(node))
+        except ImportError as e:
+            return cls(None, f"tf2_ros is not available ({e}); TF targets need a ROS 2 install with tf2_ros")
+
+    def lookup(self, image_frame: str, source_frame: str, stamp, cfg: NodeConfig) -> np.ndarray:
+        if self.tf is None:
+            raise TargetError(self.tf_missing)
+        return self.tf.lookup(image_frame, source_frame, stamp, cfg.tf_timeout_s)
+
+    def orbit_up(self, header, cfg: NodeConfig) -> np.ndarray | None:
+        """+z of `orbit_up_frame` in the image frame at the image stamp; None = the camera's own up."""
+        if not cfg.orbit_up_frame:
+            return None
+        return self.lookup(header.frame_id, cfg.orbit_up_frame, header.stamp, cfg)[:3, 2]
+
+    def in_image_frame(
+        self, frame_id: str, poses: list[np.ndarray], header, cfg: NodeConfig
+    ) -> list[np.ndarray]:
+        if not frame_id or frame_id == header.frame_id:
+            return poses
+        T = self.lookup(header.frame_id, frame_id, header.stamp, cfg)
+        return [T @ p for p in poses]
+
+    def stream(
+        self,
+        header,
+        cfg: NodeConfig,
+        pose_array: PoseArray | None,
+        skip: Callable[[str, str], None],
+    ) -> list[Target]:
+        """TF frames, the latest target_poses and the orbit parameters; a bad one is reported to
+        skip(cause, message) and left out, and at most max_targets are kept."""
+        targets: list[Target] = []
+        for frame_id in cfg.target_frames:
+            try:
+                pose = self.lookup(header.frame_id, frame_id, header.stamp, cfg)
+                targets.append(Target(topic_safe(frame_id), frame_id, pose))
+            except TargetError as e:
+                skip("tf", f"target frame {frame_id!r} skipped: {e}")
+        if pose_array is not None:
+            try:
+                poses = [pose_to_matrix(p) for p in pose_array.poses[: cfg.max_targets]]
+                poses = self.in_image_frame(pose_array.header.frame_id, poses, header, cfg)
+                targets += [Target(f"pose_{i}", f"pose_{i}", p, broadcast=True) for i, p in enumerate(poses)]
+            except TargetError as e:
+                skip("target_poses", f"target_poses skipped: {e}")
+        if cfg.orbit_azimuths_deg:
+            try:
+                up = self.orbit_up(header, cfg)
+                targets += orbit_targets(
+                    cfg.orbit_azimuths_deg, cfg.orbit_elevations_deg, cfg.object_distance, up
+                )
+            except TargetError as e:
+                skip("orbit", f"orbit targets skipped: {e}")
+        if len(targets) > cfg.max_targets:
+            skip(
+                "too_many_targets",
+                f"{len(targets)} targets > max_targets {cfg.max_targets}; using the first {cfg.max_targets}",
+            )
+            targets = targets[: cfg.max_targets]
+        return targets
+
+    def request(self, req, header, distance: float, cfg: NodeConfig) -> list[Target]:
+        """All targets of a service call (TargetError for the first bad one: the caller asked for each)."""
+        targets = [
+            Target(topic_safe(f), f, self.lookup(header.frame_id, f, header.stamp, cfg))
+            for f in req.target_frames
+        ]
+        for i, stamped in enumerate(req.target_poses):
+            pose = pose_to_matrix(stamped.pose)
+            (pose,) = self.in_image_frame(stamped.header.frame_id, [pose], header, cfg)
+            targets.append(Target(f"pose_{i}", f"pose_{i}", pose, broadcast=True))
+        if len(req.azimuths_deg):
+            up = self.orbit_up(header, cfg)
+            targets += orbit_targets(req.azimuths_deg, req.elevations_deg, distance, up)
+        return targets
 
 
 def _rigid(T: np.ndarray, what: str) -> np.ndarray:

@@ -1,6 +1,6 @@
 """demo_source: replays rendered SRN-layout views as a camera, with orbiting target cameras.
 
-    python -m tinyldm_ros.demo_source --ros-args -p data:=data/cars/test/<instance>
+    python -m tinyldm_ros.demo.source --ros-args -p data:=data/cars/test/<instance>
 
 Publishes, at `rate_hz`, each view of one object as `image` (rgb8) + `camera_info` in the optical
 frame `frame_id`, and target cameras that orbit the object: as a `target_poses` PoseArray in the

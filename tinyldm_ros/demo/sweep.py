@@ -31,7 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+from tinyldm_ros.package_paths import CHECKOUT
+
+REPO = CHECKOUT
 DEFAULT_MODEL = REPO / "models" / "default"
 DEFAULT_AZIMUTHS = [45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0]
 
@@ -54,7 +56,7 @@ def missing_model_message(model: Path) -> str | None:
 
 def find_data(data: Path | None) -> Path:
     """--data, else the package's demo car (demo/: a rendered test-split car, see demo/README.md)."""
-    from tinyldm_ros.demo_source import default_demo_data
+    from tinyldm_ros.demo.source import default_demo_data
 
     return data if data is not None else default_demo_data()
 
@@ -80,7 +82,7 @@ def make_nodes(args: argparse.Namespace, data: Path):
     fixed target per azimuth, level with each input view; the node synthesizes exactly those."""
     from rclpy.parameter import Parameter
 
-    from tinyldm_ros.demo_source import DemoSource
+    from tinyldm_ros.demo.source import DemoSource
     from tinyldm_ros.node import NvsNode
 
     nvs = NvsNode(
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         source.timer.cancel()
         spinner.start()
         while time.monotonic() < deadline and not (
-            nvs._wants_views() and source.image_pub.get_subscription_count()
+            nvs._outputs.wants_views() and source.image_pub.get_subscription_count()
         ):
             time.sleep(0.05)
         # The targets come as a PoseArray with the first frame, too late for the node's own warm-up.
@@ -147,7 +149,9 @@ def run(args: argparse.Namespace) -> int:
         source.timer.reset()
         n = len(source.instance.views)
         deadline = time.monotonic() + n / args.rate + 20.0
-        while time.monotonic() < deadline and not (source.done and nvs._slot is None and len(results) >= 1):
+        while time.monotonic() < deadline and not (
+            source.done and nvs._queue.slot is None and len(results) >= 1
+        ):
             time.sleep(0.05)
         time.sleep(0.5)  # the last output in flight
         stats = nvs.stats.snapshot()

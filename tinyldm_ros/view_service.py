@@ -1,0 +1,46 @@
+"""The synthesize_view service's own rules: a request's values where it gives them, else the node's
+parameters; how many targets a call may ask for; what a successful answer says. The node's worker runs
+the call like a camera frame (tinyldm_ros.node)."""
+
+from __future__ import annotations
+
+import math
+
+from tinyldm_ros.diagnostics import RejectedInput
+from tinyldm_ros.msg import SynthesizedViews
+from tinyldm_ros.node_params import NodeConfig
+from tinyldm_ros.sampler_settings import SamplerSettings
+from tinyldm_ros.srv import SynthesizeView
+
+
+def call_settings(
+    req: SynthesizeView.Request, cfg: NodeConfig, eta: float
+) -> tuple[SamplerSettings, int, float]:
+    """(sampler settings, seed, object_distance) of a call: a value <= 0 (< 0 where 0 is valid) means
+    the node's parameter. The engine checks the settings; eta is the model's."""
+    settings = SamplerSettings(
+        req.steps if req.steps > 0 else cfg.steps,
+        float(req.guidance) if req.guidance >= 0 else cfg.guidance,
+        float(req.temperature) if req.temperature >= 0 else cfg.temperature,
+        eta,
+    )
+    seed = req.seed if req.seed >= 0 else cfg.seed
+    distance = req.object_distance if req.object_distance > 0 else cfg.object_distance
+    if not math.isfinite(distance):
+        raise RejectedInput("bad_request", "object_distance must be finite")
+    return settings, seed, distance
+
+
+def check_target_count(req: SynthesizeView.Request, max_targets: int) -> None:
+    n = len(req.target_frames) + len(req.target_poses) + len(req.azimuths_deg)
+    if n == 0:
+        raise RejectedInput("bad_request", "no targets: give target_frames, target_poses or azimuths_deg")
+    if n > max_targets:
+        raise RejectedInput("too_many_targets", f"{n} targets > max_targets {max_targets}")
+
+
+def success_message(result: SynthesizedViews, settings: SamplerSettings, seed: int) -> str:
+    return (
+        f"{len(result.views)} views in {result.total_ms:.1f} ms (steps {settings.steps}, guidance "
+        f"{settings.guidance:g}, temperature {settings.temperature:g}, seed {seed}, on {result.provider})"
+    )
