@@ -72,6 +72,9 @@ class VAETrainConfig(OptimConfig):
     # False: the encoder is frozen (a decoder-only fine-tune that keeps the encoded latents, and a UNet
     # trained on them, valid). Resume a finished run with --set vae_train.train_encoder=false.
     train_encoder: bool = True
+    # A model folder (e.g. models/default) whose exported VAE starts this run instead of a random init:
+    # a fine-tune of a shipped model on new data. Its VAE config must equal `vae`. Empty: random init.
+    init_from: str = ""
 
 
 @dataclass

@@ -23,6 +23,7 @@ from training.cli import (
 from training.config import TrainConfig
 from training.distributed import DistInfo, setup, teardown
 from training.grid import image_grid, to_uint8
+from training.onnx_weights import vae_state_from_model_folder
 from training.trainer import Stage, seed_init
 from training.vae import VAE, count_parameters, vae_loss
 from training.views import DataError, EpochOrder, ViewSet, load_views, to_model_range
@@ -71,6 +72,8 @@ def build_stage(cfg: TrainConfig, views: ViewSet, info: DistInfo, preview: torch
     o = cfg.vae_train
     seed_init(o.seed)
     vae = VAE(cfg.vae)
+    if o.init_from:
+        vae.load_state_dict(vae_state_from_model_folder(o.init_from, vae))
     order = EpochOrder(views.num_views, o.batch_size, o.seed, info.rank, info.world_size)
     # the whole split lives on the training device: a batch is one gather, no host->device copy per step
     images = views.images.to(info.device)
