@@ -115,8 +115,14 @@ def _get_renderer():
     return _renderer
 
 
-def render_instance(spec: RenderSpec, split: str, index: int, root: Path) -> str:
-    """Render one object's views into root/split/<name>/; returns the instance name."""
+def object_label(parts: list) -> str:
+    """The tag every part of an object shares (a meshcars model's name, a mesh file), else ""."""
+    tags = {p.tag for p in parts}
+    return tags.pop() if len(tags) == 1 else ""
+
+
+def render_instance(spec: RenderSpec, split: str, index: int, root: Path) -> tuple[str, str]:
+    """Render one object's views into root/split/<name>/; returns the instance name and object_label."""
     from training.tiny_renderer import Camera
 
     rng = instance_rng(spec, split, index)
@@ -137,10 +143,10 @@ def render_instance(spec: RenderSpec, split: str, index: int, root: Path) -> str
             image = to_uint8_rgb(image, spec.size)
         Image.fromarray(image).save(inst / "rgb" / f"{view_name(v)}.png")
         (inst / "pose" / f"{view_name(v)}.txt").write_text(format_pose(c2w))
-    return name
+    return name, object_label(parts)
 
 
-def _render_job(job: tuple[RenderSpec, str, int, Path]) -> str:
+def _render_job(job: tuple[RenderSpec, str, int, Path]) -> tuple[str, str]:
     return render_instance(*job)
 
 
@@ -168,19 +174,26 @@ def render_dataset(
             if spec.count(split):
                 (tmp / split).mkdir()
         bar = tqdm(total=len(jobs), desc=f"render {spec.object_set}", unit="obj", dynamic_ncols=True)
+        labels: dict[str, str] = {}
         if workers <= 1:
             for job in jobs:
-                _render_job(job)
+                name, label = _render_job(job)
+                labels[name] = label
                 bar.update()
         else:
             # forkserver, not fork: a forked child of a threaded parent (a ROS executor, DDS, torch)
             # can deadlock on a lock copied mid-use, and it inherits handlers (rclpy catches SIGTERM)
             # that make Pool.terminate wait forever.
             with mp.get_context("forkserver").Pool(workers, initializer=_init_worker) as pool:
-                for _ in pool.imap_unordered(_render_job, jobs, chunksize=4):
+                for name, label in pool.imap_unordered(_render_job, jobs, chunksize=4):
+                    labels[name] = label
                     bar.update()
         bar.close()
-        (tmp / "render.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
+        recipe = asdict(spec)
+        if any(labels.values()):
+            # which model each instance shows (meshcars): so a split's models can be checked and traced
+            recipe["objects"] = dict(sorted(labels.items()))
+        (tmp / "render.json").write_text(json.dumps(recipe, indent=2) + "\n")
         if preview:
             contact_sheet(tmp).save(tmp / "preview.png")
         if out.exists():
