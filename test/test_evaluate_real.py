@@ -54,7 +54,9 @@ def release_tree(tmp_path_factory) -> Path:
                 rgba = np.dstack([np.where(alpha[..., None] > 0, rgb, 0), alpha])
                 Image.fromarray(rgba, "RGBA").save(inst / "rgb" / f"{v:06d}.png")
                 (inst / "pose" / f"{v:06d}.txt").write_text(format_pose(c2w))
-                (inst / "intrinsics" / f"{v:06d}.txt").write_text("525.0 0.0 256.0 0.0 525.0 256.0 0.0 0.0 1.0\n")
+                (inst / "intrinsics" / f"{v:06d}.txt").write_text(
+                    "525.0 0.0 256.0 0.0 525.0 256.0 0.0 0.0 1.0\n"
+                )
     return root
 
 

@@ -54,7 +54,7 @@ def test_read_mesh_file_reads_glb_gltf_fbx(path):
     for p in pieces:
         assert p.positions.shape[1] == 3 and p.normals.shape == p.positions.shape
         assert p.faces.shape[1] == 3 and len(p.faces) > 0
-        assert 0 <= p.faces.min() and p.faces.max() < len(p.positions)  # triangulated, indices valid
+        assert p.faces.min() >= 0 and p.faces.max() < len(p.positions)  # triangulated, indices valid
         assert np.allclose(np.linalg.norm(p.normals, axis=1), 1.0, atol=1e-3)
         assert all(0.0 <= c <= 1.0 for c in p.colour)
         if p.uvs is not None:
@@ -78,7 +78,9 @@ def test_read_mesh_file_errors_name_the_file(tmp_path):
 def test_splits_hold_models_apart_and_cover_the_catalogue():
     splits = {s: {m.name for m in models_of(s)} for s in ("train", "val", "test")}
     assert len(splits["test"]) == 4 and len(splits["val"]) == 4 and splits["train"]
-    assert not (splits["train"] & splits["val"] or splits["train"] & splits["test"] or splits["val"] & splits["test"])
+    assert not (
+        splits["train"] & splits["val"] or splits["train"] & splits["test"] or splits["val"] & splits["test"]
+    )
     assert set().union(*splits.values()) == {m.name for m in CATALOGUE}
     assert len({m.name for m in CATALOGUE}) == len(CATALOGUE)  # no model listed twice
     assert all(split_of(m) in splits for m in CATALOGUE)
@@ -102,7 +104,9 @@ def test_every_model_builds_in_srn_convention(model):
         assert not p.texture or (Path(p.texture).is_file() and len(p.uvs) == len(p.vertices))
 
 
-@pytest.mark.parametrize("model", models_of("train")[:1] + [_model("kenney-car-kit/sedan.glb")], ids=lambda m: m.name)
+@pytest.mark.parametrize(
+    "model", models_of("train")[:1] + [_model("kenney-car-kit/sedan.glb")], ids=lambda m: m.name
+)
 def test_build_is_deterministic_per_seed(model):
     a, b = (build_mesh_car(model, np.random.default_rng(3)) for _ in range(2))
     assert a == b  # vertices, normals, colours and the (content-named) texture file
@@ -129,8 +133,12 @@ def _seeds_by_repaint(model, seeds=range(12)):
     out = {True: [], False: []}
     for s in seeds:
         parts = build_mesh_car(model, np.random.default_rng(s))
-        changed = any(not np.allclose(p.rgba[:3], r.colour, atol=1e-6) for p, r in zip(parts, raw, strict=True))
-        changed |= any(p.texture and _texture_changed(p.texture, r.texture) for p, r in zip(parts, raw, strict=True))
+        changed = any(
+            not np.allclose(p.rgba[:3], r.colour, atol=1e-6) for p, r in zip(parts, raw, strict=True)
+        )
+        changed |= any(
+            p.texture and _texture_changed(p.texture, r.texture) for p, r in zip(parts, raw, strict=True)
+        )
         out[changed].append(s)
     return out
 

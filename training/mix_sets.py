@@ -19,16 +19,33 @@ from training.srn_dataset import list_instances
 SPLITS = ("train", "val", "test")
 
 
+def _instances(source: Path, split: str) -> list[Path]:
+    """The split's instances of one source (none if it lacks the split; cars_val-style names read too)."""
+    try:
+        return list_instances(source, split)
+    except FileNotFoundError:
+        return []
+
+
 def mix_sets(out: Path, sources: list[Path]) -> dict[str, int]:
     """Link every instance of each source's splits into out/<split>/; returns instances per split."""
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty")
-    counts = {}
-    for split in SPLITS:
-        instances = [p for src in sources if (src / split).is_dir() for p in list_instances(src, split)]
+    per_source = {src: {split: _instances(src, split) for split in SPLITS} for src in sources}
+    for src, splits in per_source.items():
+        if not any(splits.values()):
+            raise FileNotFoundError(f"{src}: no train, val or test split (not a rendered set?)")
+    found = {split: [p for splits in per_source.values() for p in splits[split]] for split in SPLITS}
+    # every split checked before anything is linked, so a refused mix leaves no half-made tree
+    for split, instances in found.items():
         names = [p.name for p in instances]
         if len(set(names)) != len(names):
-            raise ValueError(f"{split}: the sources share instance names; they cannot be mixed")
+            shared = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(
+                f"{split}: the sources share instance names ({', '.join(shared[:3])}); cannot mix"
+            )
+    counts = {}
+    for split, instances in found.items():
         if not instances:
             continue
         (out / split).mkdir(parents=True, exist_ok=True)
