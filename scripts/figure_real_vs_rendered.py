@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             model = test_models[k % len(test_models)]
             mesh = render_row(renderer, build_mesh_car(model, rng), poses, SET_LIGHTS["meshcars"], args.size)
             procedural = render_row(renderer, sample_car(rng), poses, SET_LIGHTS.get("cars"), args.size)
-            for label, images in (("real " + inst.name, real), ("meshcars " + model.name, mesh), ("cars", procedural)):
+            named = (("real " + inst.name, real), ("meshcars " + model.name, mesh), ("cars", procedural))
+            for label, images in named:
                 print(f"{label:60s} largest extent {extent_fraction(images):.3f} of the width")
                 rows.append(images)
             rows.append(None)  # a gap between cars
