@@ -169,6 +169,21 @@ def test_cli_exports_trainer_checkpoints(tmp_path, capsys):
     assert p.export_command.startswith("python -m training.export --vae ") and "--steps 8" in p.export_command
 
 
+def test_cli_carries_the_notes_into_the_card(tmp_path, capsys):
+    write_checkpoints(tmp_path, 3)
+    notes = tmp_path / "notes.md"
+    notes.write_text("## Training data\n\n| source | licence |\n| --- | --- |\n| a pack | CC0 |\n")
+    out = tmp_path / "models" / "noted"
+    args = ["--vae", str(tmp_path / "vae.safetensors"), "--unet", str(tmp_path / "unet.safetensors")]
+    assert E.main([*args, "--out", str(out), "--notes", str(notes)]) == 0
+    capsys.readouterr()
+    assert validate_model_folder(out).provenance.notes == notes.read_text().strip()
+    card = (out / "README.md").read_text()
+    # verbatim, between the provenance and the metrics
+    assert card.index("| a pack | CC0 |") < card.index("## Metrics")
+    assert card.index("## Provenance") < card.index("## Training data")
+
+
 def test_cli_ships_the_evaluation_report_and_the_training_time(tmp_path, capsys):
     write_checkpoints(tmp_path, 4, vae_extra={"wall_time_s": 7.0}, unet_extra={"wall_time_s": 3.0})
     from training import evaluate as ev

@@ -83,6 +83,8 @@ class Provenance:
     exported_at: str = ""
     exporter: str = ""
     export_command: str = ""
+    # markdown the card carries verbatim: data sources and licences, the training recipe, other metrics
+    notes: str = ""
 
 
 @dataclass

@@ -259,6 +259,7 @@ def _load_modules(args: argparse.Namespace):
         machine=args.machine or str(extra.get("machine", "")),
         vae_checkpoint=str(args.vae),
         unet_checkpoint=str(args.unet),
+        notes=args.notes.read_text().strip() if args.notes else "",
     )
     sampler = SamplerDefaults(
         steps=args.steps if args.steps is not None else int(cfg.sample.steps),
@@ -302,6 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", help="data set named in the provenance (default: the config's data.root)")
     ap.add_argument("--wall-time-s", type=float, help="training wall time for the provenance")
     ap.add_argument("--machine", help="training machine for the provenance (e.g. '1x RTX 4090')")
+    ap.add_argument(
+        "--notes",
+        type=Path,
+        help="markdown file the model card carries verbatim (data sources and licences, training recipe)",
+    )
     ap.add_argument("--tol", type=float, default=TOLERANCE, help="max abs difference ONNX vs PyTorch")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (tiny tensors: 1 is fastest)")
     args = ap.parse_args(argv)

@@ -81,6 +81,10 @@ def model_card(info: ModelInfo) -> str:
         export_command(p),
         "```",
         "",
+    ]
+    if p.notes:
+        lines += [p.notes, ""]
+    lines += [
         "## Metrics",
         "",
     ]
