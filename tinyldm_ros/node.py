@@ -175,6 +175,7 @@ class NvsNode(Node):
                 f"busy: {pending} requests already pending (max_pending_requests "
                 f"{self.cfg.max_pending_requests}); try again"
             )
+            self.stats.count("requests_answered")
             return response
         success, message, result = await future
         response.success, response.message = success, message
@@ -182,6 +183,7 @@ class NvsNode(Node):
             response.result = result
         if not success:
             self.stats.count("requests_failed")
+        self.stats.count("requests_answered")
         return response
 
     def _validate_parameters(self, params: list[rclpy.parameter.Parameter]) -> SetParametersResult:
