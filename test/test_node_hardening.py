@@ -146,10 +146,36 @@ def test_deleting_a_parameter_is_refused_and_the_node_keeps_it(harness: Harness)
     (result,) = _set_parameters(harness, again)
     assert result.successful, result.reason
     assert wait_for(lambda: node.cfg.orbit_azimuths_deg == [45.0, 135.0])
-    # a statically typed one is refused too (by rclpy), and read-only ones stay read-only
+    # a statically typed one is refused too (by rclpy)
     steps = Parameter(name="steps")
     (result,) = _set_parameters(harness, steps)
     assert not result.successful and node.has_parameter("steps")
+
+
+def test_parameters_follow_the_number_rule(harness: Harness) -> None:
+    def value(kind: int, **fields) -> Parameter:
+        p = Parameter(name=fields.pop("name"))
+        p.value.type = kind
+        for k, v in fields.items():
+            setattr(p.value, k, v)
+        return p
+
+    nan = float("nan")
+    cases = {
+        "out of range": value(ParameterType.PARAMETER_DOUBLE, name="object_distance", double_value=nan),
+        "Wrong parameter type": value(ParameterType.PARAMETER_BOOL, name="temperature", bool_value=True),
+        "orbit angles must be finite": value(
+            ParameterType.PARAMETER_DOUBLE_ARRAY, name="orbit_azimuths_deg", double_array_value=[nan]
+        ),
+        "orbit angles must be numbers": value(
+            ParameterType.PARAMETER_BOOL_ARRAY, name="orbit_azimuths_deg", bool_array_value=[True]
+        ),
+        "read-only": value(ParameterType.PARAMETER_INTEGER, name="service_queue_depth", integer_value=5),
+    }
+    for expected, param in cases.items():
+        (result,) = _set_parameters(harness, param)
+        assert not result.successful and expected in result.reason, (expected, result.reason)
+    assert harness.node.cfg.object_distance == 1.0 and harness.node.cfg.orbit_azimuths_deg == [90.0]
 
 
 def _bad_images() -> dict[str, object]:
