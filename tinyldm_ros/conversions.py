@@ -39,7 +39,12 @@ MAX_SIDE = 16384
 
 
 class ImageConversionError(ValueError):
-    """A sensor_msgs/Image that cannot be decoded; the message names the problem."""
+    """A sensor_msgs/Image that cannot be decoded; the message names the problem and `cause` its kind
+    (encoding, size, step, data_length), so that a log throttled per cause shows every kind."""
+
+    def __init__(self, message: str, cause: str = "image") -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 def check_image(msg: Image) -> tuple[int, np.dtype]:
@@ -51,24 +56,26 @@ def check_image(msg: Image) -> tuple[int, np.dtype]:
     encoding = msg.encoding
     if encoding not in ENCODINGS:
         raise ImageConversionError(
-            f"unsupported encoding {encoding!r} (supported: {', '.join(sorted(ENCODINGS))})"
+            f"unsupported encoding {encoding!r} (supported: {', '.join(sorted(ENCODINGS))})", "encoding"
         )
     channels, dtype = ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
-        raise ImageConversionError(f"empty image ({width}x{height})")
+        raise ImageConversionError(f"empty image ({width}x{height})", "size")
     if height > MAX_SIDE or width > MAX_SIDE:
-        raise ImageConversionError(f"image too large ({width}x{height}, limit {MAX_SIDE} per side)")
+        raise ImageConversionError(f"image too large ({width}x{height}, limit {MAX_SIDE} per side)", "size")
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise ImageConversionError(
-            f"step {step} is shorter than a row of {width} {encoding} pixels ({row_bytes})"
+            f"step {step} is shorter than a row of {width} {encoding} pixels ({row_bytes})", "step"
         )
     if step % dtype.itemsize:
-        raise ImageConversionError(f"step {step} is not a multiple of the {encoding} sample size")
+        raise ImageConversionError(f"step {step} is not a multiple of the {encoding} sample size", "step")
     size = len(msg.data)
     if size != height * step:
-        raise ImageConversionError(f"data has {size} bytes, expected height * step = {height} * {step}")
+        raise ImageConversionError(
+            f"data has {size} bytes, expected height * step = {height} * {step}", "data_length"
+        )
     return channels, dtype
 
 

@@ -58,6 +58,7 @@ class NodeStats:
         self.rejected: collections.Counter[str] = collections.Counter()  # bad input by cause
         self.requests = 0
         self.requests_failed = 0
+        self.requests_answered = 0  # below `requests` while calls are pending: none may hang for ever
         self._latency_ms: collections.deque[float] = collections.deque(maxlen=window)
         self._synthesis_ms: collections.deque[float] = collections.deque(maxlen=window)
         self._done_at: collections.deque[float] = collections.deque(maxlen=window)
@@ -97,6 +98,7 @@ class NodeStats:
                 "rejected": sum(self.rejected.values()),
                 "requests": self.requests,
                 "requests_failed": self.requests_failed,
+                "requests_answered": self.requests_answered,
             }
             rejected = dict(self.rejected)
         # Output rate over the last few seconds only, so a stalled node shows 0 soon.

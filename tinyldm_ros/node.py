@@ -57,6 +57,7 @@ from tinyldm_ros.targets import (
     target_transforms,
     to_model_units,
 )
+from tinyldm_ros.view_checks import ViewsError
 from tinyldm_ros.view_outputs import ViewOutputs
 from tinyldm_ros.view_service import call_settings, check_target_count, success_message
 from tinyldm_ros.views_message import synthesize_views
@@ -104,8 +105,14 @@ class NvsNode(Node):
         self.create_subscription(PoseArray, "target_poses", self._on_target_poses, 5)
         # Reentrant: a call awaiting the worker must not hold up other calls or the image callbacks
         # (an async callback keeps a mutually exclusive group busy until it returns).
+        # A deep request queue: with ROS 2's default (10) a burst loses calls in DDS without any answer;
+        # those that reach the node beyond max_pending_requests get the prompt `busy` instead.
         self.create_service(
-            SynthesizeView, "synthesize_view", self._on_synthesize, callback_group=ReentrantCallbackGroup()
+            SynthesizeView,
+            "synthesize_view",
+            self._on_synthesize,
+            qos_profile=QoSProfile(depth=cfg.service_queue_depth),
+            callback_group=ReentrantCallbackGroup(),
         )
         self._diag_timer = self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
 
@@ -126,7 +133,9 @@ class NvsNode(Node):
         try:
             check_image(msg)  # O(1): a malformed message must never displace a good frame
         except ImageConversionError as e:
-            self._bad("image", f"image from frame {msg.header.frame_id!r} rejected: {e}")
+            # Counted under `image`, logged per kind: one throttle per kind lets every reason be seen.
+            self.stats.reject("image")
+            self.log_bad(f"image_{e.cause}", f"image from frame {msg.header.frame_id!r} rejected: {e}")
             return
         frame = Frame(msg, self._latest_info, now)
         self._latest = frame
@@ -166,6 +175,7 @@ class NvsNode(Node):
                 f"busy: {pending} requests already pending (max_pending_requests "
                 f"{self.cfg.max_pending_requests}); try again"
             )
+            self.stats.count("requests_answered")
             return response
         success, message, result = await future
         response.success, response.message = success, message
@@ -173,6 +183,7 @@ class NvsNode(Node):
             response.result = result
         if not success:
             self.stats.count("requests_failed")
+        self.stats.count("requests_answered")
         return response
 
     def _validate_parameters(self, params: list[rclpy.parameter.Parameter]) -> SetParametersResult:
@@ -350,6 +361,8 @@ class NvsNode(Node):
             )
         except SamplerSettingsError as e:
             raise RejectedInput("bad_request", str(e)) from None
+        except ViewsError as e:
+            raise RejectedInput("bad_views", f"no views published: {e}") from None
         except ValueError as e:
             raise RejectedInput("engine_input", f"engine refused the input: {e}") from None
         result.object_distance = float(distance)
