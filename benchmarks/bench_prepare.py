@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # sys.path, so PYTHONPATH's install space would come first and run the last build's code).
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 from node_process import REPO, machine  # noqa: E402
+from sensor_msgs.msg import CameraInfo  # noqa: E402
 
 from tinyldm_ros.conversions import numpy_to_image  # noqa: E402
 from tinyldm_ros.image_preparation import prepare_image  # noqa: E402
 from tinyldm_ros.node_params import NodeConfig  # noqa: E402
 from tinyldm_ros.preprocess import CropBox  # noqa: E402, F401 - kept importable across versions
-from sensor_msgs.msg import CameraInfo  # noqa: E402
 
 try:  # the object-isolation path (its absence is the "before" measurement)
     from tinyldm_ros.object_isolation import ObjectCues
@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> None:
         rgb, mask, depth = scene(w, h)
         msg, info = numpy_to_image(rgb, "rgb8"), camera_info(w, h, fx)
         name = f"{w}x{h}_fx{fx:g}"
-        cases[name] = measure(lambda m=msg, i=info: prepare_image(m, i, 32, cfg.training_fov_deg), args.repeats)
+        cases[name] = measure(
+            lambda m=msg, i=info: prepare_image(m, i, 32, cfg.training_fov_deg), args.repeats
+        )
         if ObjectCues is not None:
             cues = ObjectCues(mask=numpy_to_image(mask, "mono8"), depth=numpy_to_image(depth, "16UC1"))
             cases[name + "_mask_depth"] = measure(

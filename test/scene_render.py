@@ -28,9 +28,7 @@ def turned(c2w: np.ndarray, yaw_deg: float = 0.0, pitch_deg: float = 0.0) -> np.
     return out
 
 
-def render(
-    renderer: TinyRenderer, c2w: np.ndarray, cam: Camera
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render(renderer: TinyRenderer, c2w: np.ndarray, cam: Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """rgb uint8, mask bool, depth float32 metres (0 where nothing is hit, as a depth camera)."""
     rgb, seg, z = renderer.render(c2w, cam, with_depth=True)
     return rgb, seg >= 0, np.where(np.isfinite(z), z, 0.0).astype(np.float32)

@@ -3,8 +3,8 @@ same views, as the same object centred in front of the training camera."""
 
 import numpy as np
 import pytest
-
 from scene_render import SRN_F, SRN_SIZE, camera_info, render, turned
+
 from tinyldm_ros.conversions import numpy_to_image
 from tinyldm_ros.engine import Engine
 from tinyldm_ros.image_preparation import model_poses, prepare_image
@@ -77,7 +77,7 @@ def _level_camera_looking_past(c2w: np.ndarray, right: float, up: float) -> np.n
     [(25.0, 0.0, 0, 0), (-20.0, 0.0, 0, 0), (0, 0, 0.6, 0.0), (0, 0, -0.4, 0.35), (0, 0, 0.3, -0.4)],
 )
 def test_off_centre_car_gives_the_views_of_the_centred_car(scene, engine, yaw, pitch, right, up) -> None:
-    """Tolerance: input crops within 30 dB PSNR of each other, the views within 28 dB (the two are
+    """Tolerance: input crops within 35 dB PSNR of each other, the views within 30 dB (the two are
     different renders: the wide one at ~1.4x the training resolution, re-sampled by the warp)."""
     c2w = sphere_pose(1.3, 40.0, 20.0)
     srn = Camera(SRN_F, SRN_SIZE / 2, SRN_SIZE / 2, SRN_SIZE, SRN_SIZE)
@@ -98,12 +98,12 @@ def test_off_centre_car_gives_the_views_of_the_centred_car(scene, engine, yaw, p
     # model gets the same poses...
     np.testing.assert_allclose(poses_o, poses_c, atol=5e-3)
     # ...and the same picture, up to the two renders' sampling
-    assert psnr(off.crop, centred.crop) > 30.0, psnr(off.crop, centred.crop)
+    assert psnr(off.crop, centred.crop) > 35.0, psnr(off.crop, centred.crop)
     views_c = engine.synthesize(centred.pixels, poses_c)
     views_o = engine.synthesize(off.pixels, poses_o)
     views_psnr = min(psnr(a, b) for a, b in zip(views_o, views_c, strict=True))
     print(f"crop {psnr(off.crop, centred.crop):.1f} dB, views {views_psnr:.1f} dB")
-    assert views_psnr > 28.0
+    assert views_psnr > 30.0
 
 
 def test_without_the_virtual_camera_the_off_centre_crop_misses_the_car(scene) -> None:
@@ -114,8 +114,10 @@ def test_without_the_virtual_camera_the_off_centre_crop_misses_the_car(scene) ->
     srn = Camera(SRN_F, SRN_SIZE / 2, SRN_SIZE / 2, SRN_SIZE, SRN_SIZE)
     rgb_c, mask_c, _ = render(scene, sphere_pose(1.3, 40.0, 20.0), srn)
     centred = prepare_image(
-        numpy_to_image(rgb_c, "rgb8"), camera_info(srn), 32, 52.0,
+        numpy_to_image(rgb_c, "rgb8"),
+        camera_info(srn),
+        32,
+        52.0,
         ObjectCues(mask=numpy_to_image(mask_c.astype(np.uint8), "mono8")),
     )
     assert psnr(plain.crop, centred.crop) < 20.0
-

@@ -86,7 +86,9 @@ def check_image(msg: Image, encodings: dict[str, tuple[int, np.dtype]] = ENCODIN
     return channels, dtype
 
 
-def image_to_numpy(msg: Image, encodings: dict[str, tuple[int, np.dtype]] = ENCODINGS) -> tuple[np.ndarray, str]:
+def image_to_numpy(
+    msg: Image, encodings: dict[str, tuple[int, np.dtype]] = ENCODINGS
+) -> tuple[np.ndarray, str]:
     """Decode an Image message to an (H, W, C) array in native byte order, without copying if possible.
 
     Returns the array and its channel order: "rgb", "bgr", "rgba", "bgra" or "mono" (C = 1).

@@ -76,7 +76,9 @@ def prepare_image(
     else:
         distance = None
     pixels = crop_and_resize(rgb, image_size, box)
-    return PreparedImage(pixels, float01_to_uint8(pixels), box, because, object_distance=distance, problems=problems)
+    return PreparedImage(
+        pixels, float01_to_uint8(pixels), box, because, object_distance=distance, problems=problems
+    )
 
 
 def crop_box(msg: Image, camera_info: CameraInfo | None, training_fov_deg: float) -> tuple[CropBox, str]:

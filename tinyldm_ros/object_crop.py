@@ -82,7 +82,9 @@ def virtual_crop(
     seen = cv2.warpPerspective(small, warp, (m, m), flags=flags, borderValue=(255, 255, 255))
     seen = seen.astype(np.float32) * np.float32(1.0 / 255.0)
     if alpha is not None:
-        a_small, _, _ = _shrink(np.ascontiguousarray(alpha[y0:y1, x0:x1], dtype=np.uint8) * np.uint8(255), factor)
+        a_small, _, _ = _shrink(
+            np.ascontiguousarray(alpha[y0:y1, x0:x1], dtype=np.uint8) * np.uint8(255), factor
+        )
         a = cv2.warpPerspective(a_small, warp, (m, m), flags=flags, borderValue=0).astype(np.float32)
         a *= np.float32(1.0 / 255.0)
         if feather_px > 0:

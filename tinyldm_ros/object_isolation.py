@@ -77,11 +77,20 @@ def _box_cue(cues: ObjectCues, width: int, height: int, out: Isolation):
         if box is not None:
             out.source = "roi"
             return box
-        out.problems.append(("roi", f"roi ignored: {r.width}x{r.height} at ({r.x_offset}, {r.y_offset}) "
-                                    f"is outside the {width}x{height} image"))
+        out.problems.append(
+            (
+                "roi",
+                f"roi ignored: {r.width}x{r.height} at ({r.x_offset}, {r.y_offset}) "
+                f"is outside the {width}x{height} image",
+            )
+        )
     if cues.box is not None:
         cx, cy, sx, sy = cues.box
-        box = _clipped_box(cx - sx / 2, cy - sy / 2, sx, sy, width, height) if np.all(np.isfinite(cues.box)) else None
+        box = (
+            _clipped_box(cx - sx / 2, cy - sy / 2, sx, sy, width, height)
+            if np.all(np.isfinite(cues.box))
+            else None
+        )
         if box is not None:
             out.source = "detection"
             return box
@@ -124,8 +133,9 @@ def _distance(msg: Image, out: Isolation, width: int, height: int, K: np.ndarray
         out.problems.append(("depth", f"depth ignored: {e}"))
         return None
     if depth.shape != (height, width):
-        out.problems.append(("depth", f"depth ignored: it is {depth.shape[1]}x{depth.shape[0]}, "
-                                      f"the image {width}x{height}"))
+        out.problems.append(
+            ("depth", f"depth ignored: it is {depth.shape[1]}x{depth.shape[0]}, the image {width}x{height}")
+        )
         return None
     where = out.alpha
     if where is None or out.source != "mask":
