@@ -22,21 +22,31 @@ def _roi(x, y, w, h) -> RegionOfInterest:
     return RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h)
 
 
-def test_a_mask_aims_the_camera_at_its_pixels_and_depth_gives_the_centre_distance() -> None:
+def test_mask_and_depth_aim_at_the_centre_of_the_object_in_3d() -> None:
+    """A box 2 m ahead whose front face is the mask: the camera aims at the face's centre in 3D (its
+    footprint seen from level is the face itself) and the distance is that centre's."""
     depth = np.full((H, W), 3000, np.uint16)  # background 3 m
     depth[_mask() > 0] = 2000  # the object's surface 2 m away
     iso = isolate(ObjectCues(numpy_to_image(_mask(), "mono8"), numpy_to_image(depth, "16UC1")), W, H, K)
     assert iso.source == "mask" and not iso.problems
-    ray = iso.view[:3, 2]
-    assert ray[0] > 0.2 and ray[1] < -0.1  # right of and above the principal point
-    # median ray distance (not z) of the masked pixels, times the surface-to-centre factor
-    v, u = np.nonzero(_mask())
+    # the face spans columns 50-70 and rows 10-30: its middle (60, 20) is 20 px right and 10 px up
+    centre = np.array([(60 - W / 2) / 60.0 * 2.0, (20 - H / 2) / 60.0 * 2.0, 2.0])
+    np.testing.assert_allclose(iso.view[:3, 2], centre / np.linalg.norm(centre), atol=0.01)
+    assert iso.distance == pytest.approx(np.linalg.norm(centre), rel=0.01)
+    metres = numpy_to_image(depth.astype(np.float32) / 1000, "32FC1")
+    same = isolate(ObjectCues(numpy_to_image(_mask(), "mono8"), metres), W, H, K)
+    assert same.distance == pytest.approx(iso.distance, rel=1e-6)
+
+
+def test_roi_and_depth_take_the_median_of_the_box_middle_times_the_surface_factor() -> None:
+    depth = np.full((H, W), 2000, np.uint16)
+    roi = RegionOfInterest(x_offset=30, y_offset=24, width=21, height=12)
+    iso = isolate(ObjectCues(depth=numpy_to_image(depth, "16UC1"), roi=roi), W, H, K)
+    assert iso.source == "roi" and not iso.problems
+    # the middle ninth of the box: columns 37-43, rows 28-31, all about on the optical axis
+    v, u = np.mgrid[28:32, 37:44]
     rays = 2.0 * np.hypot(1.0, np.hypot((u + 0.5 - W / 2) / 60.0, (v + 0.5 - H / 2) / 60.0))
     assert iso.distance == pytest.approx(np.median(rays) * SURFACE_TO_CENTRE, rel=1e-6)
-    metres = numpy_to_image(depth.astype(np.float32) / 1000, "32FC1")
-    assert isolate(ObjectCues(numpy_to_image(_mask(), "mono8"), metres), W, H, K).distance == pytest.approx(
-        iso.distance, rel=1e-6
-    )
 
 
 @pytest.mark.parametrize(

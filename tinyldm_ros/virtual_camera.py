@@ -110,3 +110,15 @@ def ray_distances(depth_m: np.ndarray, mask: np.ndarray, K: np.ndarray) -> np.nd
     x = (cols * step + 0.5 - K[0, 2]) / K[0, 0]
     y = (rows * step + 0.5 - K[1, 2]) / K[1, 1]
     return d[rows, cols].astype(np.float64) * np.sqrt(1.0 + x * x + y * y)
+
+
+def surface_points(depth_m: np.ndarray, mask: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """(N, 3) points (input camera frame, metres) of the masked pixels with a valid depth (finite,
+    > 0; z-depth as REP 118 depth images hold), subsampled like silhouette_direction."""
+    step = _subsample_step(depth_m.shape[0] * depth_m.shape[1])
+    d = depth_m[::step, ::step]
+    rows, cols = np.nonzero(mask[::step, ::step] & np.isfinite(d) & (d > 0))
+    z = d[rows, cols].astype(np.float64)
+    x = (cols * step + 0.5 - K[0, 2]) / K[0, 0] * z
+    y = (rows * step + 0.5 - K[1, 2]) / K[1, 1] * z
+    return np.stack([x, y, z], axis=1)
