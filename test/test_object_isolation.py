@@ -92,3 +92,27 @@ def test_far_off_axis_object_keeps_the_input_camera() -> None:
     iso = isolate(ObjectCues(mask=numpy_to_image(_mask(75, 0, 80, 5), "mono8")), W, H, K_wide)
     assert [c for c, _ in iso.problems] == ["off_axis"] and np.array_equal(iso.view, np.eye(4))
     assert iso.alpha is not None  # the background is still whitened
+
+
+def test_grabcut_finds_a_rendered_car_in_its_box_on_a_photograph() -> None:
+    """ROI only: OpenCV's GrabCut separates the car from a real photo inside and around the box."""
+    import skimage.data
+    from scene_render import render
+
+    from tinyldm_ros.object_crop import grabcut_mask
+    from tinyldm_ros.poses import sphere_pose
+    from training.objects.cars import sample_car
+    from training.tiny_renderer import Camera, TinyRenderer
+
+    with TinyRenderer() as renderer:
+        renderer.set_scene(sample_car(np.random.default_rng(11)))
+        rgb, mask, _ = render(renderer, sphere_pose(1.3, 30.0, 20.0), Camera(200.0, 160.0, 120.0, 320, 240))
+    photo = skimage.data.coffee()[:240, :320]
+    scene = np.where(mask[..., None], rgb, photo)
+    ys, xs = np.nonzero(mask)
+    box = (int(xs.min()), int(ys.min()), int(np.ptp(xs) + 1), int(np.ptp(ys) + 1))
+    found = grabcut_mask(scene, box)
+    iou = (found & mask).sum() / (found | mask).sum()
+    box_iou = mask.sum() / (box[2] * box[3])  # what the plain box would score
+    print(f"GrabCut IoU {iou:.2f}, box IoU {box_iou:.2f}")
+    assert iou > 0.8 and iou > box_iou + 0.1

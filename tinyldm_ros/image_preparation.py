@@ -62,9 +62,9 @@ def prepare_image(
         if not because:
             k = camera_info.k
             K = intrinsics_matrix(k[0], k[4] if k[4] > 0 else k[0], k[2], k[5])
-            iso = isolate(cues, msg.width, msg.height, K, up)
+            rgb8 = rgb if rgb.dtype == np.uint8 else (rgb >> 8).astype(np.uint8)
+            iso = isolate(cues, msg.width, msg.height, K, up, rgb8)
             if iso.alpha is not None or not np.allclose(iso.view, np.eye(4)):
-                rgb8 = rgb if rgb.dtype == np.uint8 else (rgb >> 8).astype(np.uint8)
                 pixels = virtual_crop(rgb8, K, iso.view, image_size, training_fov_deg, iso.alpha, feather_px)
                 crop = float01_to_uint8(pixels)
                 return PreparedImage(pixels, crop, box, "", iso.view, iso.distance, iso.source, iso.problems)

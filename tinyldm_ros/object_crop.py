@@ -98,3 +98,37 @@ def roi_alpha(height: int, width: int, x0: int, y0: int, w: int, h: int) -> np.n
     alpha = np.zeros((height, width), bool)
     alpha[y0 : y0 + h, x0 : x0 + w] = True
     return alpha
+
+
+def grabcut_mask(rgb: np.ndarray, box: tuple[int, int, int, int], max_side: int = 96) -> np.ndarray | None:
+    """(H, W) bool: the object inside the region of interest `box` (x0, y0, w, h), separated from the
+    background by OpenCV's GrabCut (colour models of the box's inside and a 10 % margin around it),
+    run on the region shrunk to max_side pixels so that it costs the same for any image (~10-30 ms).
+    None when it finds next to nothing (under 5 % of the box): the caller keeps the box."""
+    height, width = rgb.shape[:2]
+    x0, y0, w, h = box
+    margin = max(2, round(0.1 * max(w, h)))
+    rx0, ry0 = max(0, x0 - margin), max(0, y0 - margin)
+    rx1, ry1 = min(width, x0 + w + margin), min(height, y0 + h + margin)
+    scale = min(1.0, max_side / max(rx1 - rx0, ry1 - ry0))
+    size = (max(1, round((rx1 - rx0) * scale)), max(1, round((ry1 - ry0) * scale)))
+    small = cv2.resize(np.ascontiguousarray(rgb[ry0:ry1, rx0:rx1]), size, interpolation=cv2.INTER_AREA)
+    rect = (
+        round((x0 - rx0) * scale),
+        round((y0 - ry0) * scale),
+        max(1, min(size[0] - 1, round(w * scale))),
+        max(1, min(size[1] - 1, round(h * scale))),
+    )
+    labels = np.zeros(small.shape[:2], np.uint8)
+    models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(small, labels, rect, *models, 3, cv2.GC_INIT_WITH_RECT)
+    except cv2.error:  # a box too thin to model (OpenCV refuses a rectangle without background)
+        return None
+    fg = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.uint8)
+    if fg.sum() < 0.05 * rect[2] * rect[3]:
+        return None
+    mask = np.zeros((height, width), bool)
+    full = cv2.resize(fg, (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_NEAREST)
+    mask[ry0:ry1, rx0:rx1] = full > 0
+    return mask

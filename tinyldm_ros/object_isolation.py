@@ -15,7 +15,7 @@ import numpy as np
 from sensor_msgs.msg import Image, RegionOfInterest
 
 from tinyldm_ros.conversions import ImageConversionError, depth_to_metres, mask_to_numpy
-from tinyldm_ros.object_crop import roi_alpha
+from tinyldm_ros.object_crop import grabcut_mask, roi_alpha
 from tinyldm_ros.virtual_camera import (
     pixel_direction,
     ray_distances,
@@ -50,6 +50,7 @@ class Isolation:
     alpha: np.ndarray | None = None  # (H, W) bool: keep these pixels, white elsewhere
     distance: float | None = None  # metres to the object centre, from depth
     source: str = ""  # "mask", "roi", "detection" or "" (the principal point)
+    segmented: bool = False  # alpha is the object's own outline (a mask, or GrabCut of the box)
     problems: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -106,23 +107,33 @@ def _box_cue(cues: ObjectCues, width: int, height: int, out: Isolation):
 
 
 def isolate(
-    cues: ObjectCues, width: int, height: int, K: np.ndarray, up: np.ndarray | None = None
+    cues: ObjectCues,
+    width: int,
+    height: int,
+    K: np.ndarray,
+    up: np.ndarray | None = None,
+    rgb: np.ndarray | None = None,
 ) -> Isolation:
     """The virtual camera (no roll about `up`, see virtual_camera), the pixels to keep and the
     distance for an image of width x height with intrinsics K, from `cues`; problems lists what was
-    unusable."""
+    unusable. With `rgb` (uint8 (H, W, 3)), a box is segmented by GrabCut (object_crop.grabcut_mask)
+    and then used as a mask."""
     out = Isolation()
     mask = _decoded_mask(cues.mask, width, height, out) if cues.mask is not None else None
     direction = None
     if mask is not None:
-        out.source, out.alpha = "mask", mask
-        direction = silhouette_direction(mask, K)
+        out.source = "mask"
     else:
         box = _box_cue(cues, width, height, out)
         if box is not None:
             x0, y0, w, h = box
-            out.alpha = roi_alpha(height, width, x0, y0, w, h)
-            direction = pixel_direction(K, x0 + w / 2, y0 + h / 2)
+            mask = grabcut_mask(rgb, box) if rgb is not None else None
+            if mask is None:
+                out.alpha = roi_alpha(height, width, x0, y0, w, h)
+                direction = pixel_direction(K, x0 + w / 2, y0 + h / 2)
+    if mask is not None:
+        out.alpha, out.segmented = mask, True
+        direction = silhouette_direction(mask, K)
     if direction is not None:
         try:
             out.view = virtual_camera(direction, up)
@@ -130,7 +141,7 @@ def isolate(
             out.problems.append(("off_axis", f"{e}; cropping around the principal point"))
     if cues.depth is not None:
         out.distance = _distance(cues.depth, out, width, height, K)
-        if mask is not None and out.distance is not None and out.problems == []:
+        if mask is not None and out.distance is not None and not any(c == "depth" for c, _ in out.problems):
             _centre_from_depth(cues.depth, mask, K, up, out)
     return out
 
@@ -180,7 +191,7 @@ def _distance(msg: Image, out: Isolation, width: int, height: int, K: np.ndarray
         )
         return None
     where = out.alpha
-    if where is None or out.source != "mask":
+    if where is None or not out.segmented:
         # Without a mask the box holds background too: its central ninth is mostly the object.
         if where is None:
             x0, y0, w, h = 0, 0, width, height
