@@ -47,7 +47,7 @@ def prepare_image(
     image_size: int,
     training_fov_deg: float,
     cues: ObjectCues | None = None,
-    feather_px: float = 0.5,
+    feather_px: float = 0.0,
     up: np.ndarray | None = None,
 ) -> PreparedImage:
     """Decode `msg` (ImageConversionError when it cannot be read), crop the square the training

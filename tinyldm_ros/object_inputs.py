@@ -33,7 +33,7 @@ class ObjectInputConfig:
     object_sync_tolerance_s: float = 0.02
     object_wait_s: float = 0.1
     object_input_timeout_s: float = 2.0
-    mask_feather_px: float = 0.5
+    mask_feather_px: float = 0.0
     detection_class_id: str = ""
     detection_min_score: float = 0.5
 
@@ -53,7 +53,8 @@ SPECS = {
         (0.0, 3600.0),
     ),
     "mask_feather_px": (
-        "Blur (Gaussian sigma, model pixels) of the mask's edge where the background turns white.",
+        "Extra blur (Gaussian sigma, model pixels) of the mask's edge where the background turns white; "
+        "0 keeps the anti-aliased edge of an exact mask, raise it for a ragged segmentation.",
         (0.0, 8.0),
     ),
     "detection_class_id": ("Class id of the detection to isolate; empty = any class.", None),
