@@ -16,8 +16,9 @@ four azimuths around the car are compared (PSNR, dB) with the true renders, for:
     clean       the car rendered centred on white by the training camera (the model's own setting)
 
 no_mask and roi_only get the true distance as their object_distance parameter. Writes
-benchmarks/results/bench_clutter.json and docs/images/bench_clutter.png (rows: cars; columns: input
-scene, isolated crop, the mask_depth views, the true views).
+benchmarks/results/bench_clutter.json, docs/images/bench_clutter.png (rows: cars; columns: input
+scene, isolated crop, the mask_depth views, the true views) and docs/images/virtual_camera.png (one
+scene with the principal-point crop and the virtual camera's crop outlined, and the two crops).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from tinyldm_ros.image_preparation import model_poses, prepare_image  # noqa: E4
 from tinyldm_ros.object_isolation import ObjectCues  # noqa: E402
 from tinyldm_ros.poses import invert_rigid, look_at, relative_transform, sphere_pose  # noqa: E402
 from tinyldm_ros.preprocess import to_uint8_rgb  # noqa: E402
+from tinyldm_ros.virtual_camera import training_intrinsics, virtual_to_source_homography  # noqa: E402
 from training.objects import OBJECT_SETS  # noqa: E402
 from training.render import RenderSpec, instance_rng  # noqa: E402
 from training.tiny_renderer import Camera, TinyRenderer  # noqa: E402
@@ -125,6 +127,7 @@ def one_car(index: int, renderer: TinyRenderer, engine: Engine, rng: np.random.G
         out["views"][method], out["crops"][method] = views, image.crop
         if method == "mask_depth":
             out["distance_error"] = round(distance / true_distance - 1.0, 4)
+            out["view"] = image.view
     out["views"]["clean"] = engine.synthesize(clean, relative_transform(c2w, targets))
     out["crops"]["clean"] = clean
     out["psnr"] = {
@@ -150,6 +153,45 @@ def figure(rows: list[dict], path: Path) -> None:
         ]
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(lines[:-1], axis=0), cv2.COLOR_RGB2BGR))
+    print(f"wrote {path}")
+
+
+def outline(view: np.ndarray, samples: int = 64) -> np.ndarray:
+    """The border of the virtual camera's square in the robot image (pixels, OpenCV index)."""
+    K_virtual = training_intrinsics(1, TRAINING_FOV)
+    H = virtual_to_source_homography(camera_matrix(), view[:3, :3], K_virtual)
+    t = np.linspace(0.0, 1.0, samples)
+    edge = np.concatenate(
+        [
+            np.stack([t, 0 * t]),
+            np.stack([1 + 0 * t, t]),
+            np.stack([1 - t, 1 + 0 * t]),
+            np.stack([0 * t, 1 - t]),
+        ],
+        1,
+    )
+    p = H @ np.vstack([edge, np.ones(edge.shape[1])])
+    return (p[:2] / p[2]).T - 0.5
+
+
+def camera_matrix() -> np.ndarray:
+    return np.array([[ROBOT.f, 0, ROBOT.cx], [0, ROBOT.f, ROBOT.cy], [0, 0, 1.0]])
+
+
+def geometry_figure(r: dict, path: Path) -> None:
+    """The robot image with the principal-point crop (red) and the virtual camera's (green; curved
+    edges are straight lines of the rotated camera), then the two crops the model would see."""
+    scene = r["scene"].copy()
+    for view, colour in ((np.eye(4), (220, 40, 40)), (r["view"], (40, 200, 40))):
+        pts = np.round(outline(view) * 4).astype(np.int32)  # 2 fractional bits for smooth lines
+        cv2.polylines(scene, [pts], True, colour, 2, cv2.LINE_AA, shift=2)
+    h = scene.shape[0]
+    big = lambda a: cv2.resize(a, (h // 2, h // 2), interpolation=cv2.INTER_NEAREST)  # noqa: E731
+    side = np.concatenate([big(r["crops"]["no_mask"]), big(r["crops"]["mask_depth"])], axis=0)
+    cv2.imwrite(
+        str(path),
+        cv2.cvtColor(np.concatenate([scene, np.full((h, 6, 3), 255, np.uint8), side], 1), cv2.COLOR_RGB2BGR),
+    )
     print(f"wrote {path}")
 
 
@@ -184,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     write_result(REPO / "benchmarks" / "results" / "bench_clutter.json", "bench_clutter", argv, result)
     figure(rows[:4], REPO / "docs" / "images" / "bench_clutter.png")
+    geometry_figure(rows[1], REPO / "docs" / "images" / "virtual_camera.png")
 
 
 if __name__ == "__main__":
