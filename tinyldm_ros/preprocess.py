@@ -1,4 +1,4 @@
-"""The one place images are prepared for the model (numpy only; used by the SRN reader, engine, node).
+"""The one place images are prepared for the model (numpy + OpenCV; used by the SRN reader, engine, node).
 
     image of any size / aspect / dtype / channel count
       -> square crop (centre crop, or a square of a given side around a given point)
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
 CropBox = tuple[int, int, int]  # (x0, y0, side) in pixels of the source image
@@ -111,7 +112,9 @@ def _area_weights_of(n_in: int, n_out: int, i0: int, i1: int) -> np.ndarray:
 
 def area_resize(image: np.ndarray, size: int) -> np.ndarray:
     """Box-filter resize of a float HxWxC image to size x size (each output pixel is the exact mean of
-    the source area it covers; anti-aliased when shrinking).  Integer factors use a reshape-mean."""
+    the source area it covers; anti-aliased when shrinking). Shrinking is OpenCV's INTER_AREA, which
+    is that mean; OpenCV's INTER_AREA interpolates when enlarging, so enlarging (tiny images) uses the
+    exact area weights here."""
     image = _as_hwc(image)
     size = int(size)
     if size <= 0:
@@ -119,12 +122,10 @@ def area_resize(image: np.ndarray, size: int) -> np.ndarray:
     h, w, c = image.shape
     if (h, w) == (size, size):
         return image.astype(np.float32, copy=False)
-    if h % size == 0 and w % size == 0:
-        kh, kw = h // size, w // size
-        # Sum rows then columns over contiguous memory, accumulating in float32 without a copy.
-        rows = image.reshape(size, kh, w * c).sum(axis=1, dtype=np.float32)
-        return rows.reshape(size, size, kw, c).sum(axis=2) * np.float32(1.0 / (kh * kw))
     x = image.astype(np.float32, copy=False)
+    if h >= size and w >= size and c <= 4:
+        out = cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA)
+        return out.reshape(size, size, c)  # OpenCV drops a single channel's axis
     rows = _area_weights(h, size) @ x.reshape(h, w * c)  # (size, w*c)
     rows = rows.reshape(size, w, c).transpose(0, 2, 1)  # (size, c, w)
     return np.ascontiguousarray((rows @ _area_weights(w, size).T).transpose(0, 2, 1))  # (size, size, c)
