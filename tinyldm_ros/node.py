@@ -329,13 +329,9 @@ class NvsNode(Node):
         if cues is not None and cfg.orbit_up_frame:
             with contextlib.suppress(TargetError):
                 up = self._targets.orbit_up(msg.header, cfg)
-        size, fov, feather = (
-            self.engine.info.image_size,
-            cfg.training_fov_deg,
-            self._objects.cfg.mask_feather_px,
-        )
+        size, feather = self.engine.info.image_size, self._objects.cfg.mask_feather_px
         try:
-            image = prepare_image(msg, camera_info, size, fov, cues, feather, up)
+            image = prepare_image(msg, camera_info, size, cfg.training_fov_deg, cues, feather, up)
         except ImageConversionError as e:
             raise RejectedInput("image", f"image from frame {msg.header.frame_id!r}: {e}") from None
         for cause, message in image.problems:
