@@ -22,6 +22,8 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import contextlib
+import dataclasses
 import sys
 import threading
 import time
@@ -43,9 +45,11 @@ from tinyldm_ros import node_params
 from tinyldm_ros.conversions import ImageConversionError, check_image
 from tinyldm_ros.diagnostics import NodeStats, RejectedInput, ThrottledLog, diagnostic_array
 from tinyldm_ros.engine import Engine
-from tinyldm_ros.image_preparation import NO_CAMERA_INFO, PreparedImage, prepare_image
+from tinyldm_ros.image_preparation import NO_CAMERA_INFO, PreparedImage, model_poses, prepare_image
 from tinyldm_ros.msg import SynthesizedViews
 from tinyldm_ros.node_params import NodeConfig
+from tinyldm_ros.object_inputs import ObjectInputs
+from tinyldm_ros.object_isolation import ObjectCues
 from tinyldm_ros.package_paths import shipped
 from tinyldm_ros.sampler_settings import SamplerSettings, SamplerSettingsError
 from tinyldm_ros.srv import SynthesizeView
@@ -55,7 +59,6 @@ from tinyldm_ros.targets import (
     TargetResolver,
     stream_target_names,
     target_transforms,
-    to_model_units,
 )
 from tinyldm_ros.view_checks import ViewsError
 from tinyldm_ros.view_outputs import ViewOutputs
@@ -102,6 +105,7 @@ class NvsNode(Node):
         image_qos = qos_profile_sensor_data if cfg.image_qos == "sensor_data" else QoSProfile(depth=5)
         self.create_subscription(Image, "image", self._on_image, image_qos)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, image_qos)
+        self._objects = ObjectInputs(self, image_qos)  # mask / depth / roi / detections, optional
         self.create_subscription(PoseArray, "target_poses", self._on_target_poses, 5)
         # Reentrant: a call awaiting the worker must not hold up other calls or the image callbacks
         # (an async callback keeps a mutually exclusive group busy until it returns).
@@ -259,8 +263,13 @@ class NvsNode(Node):
         header = frame.image.header
         # camera_info travels on its own topic: it may arrive just after the image it belongs to
         info = frame.camera_info or self._latest_info
-        image = self._prepare(frame.image, info, cfg) if views_wanted else None
-        targets = self._targets.stream(header, cfg, self._pose_array, self._bad)
+        cues = self._objects.cues_for(header, self._bad) if views_wanted else None
+        image = self._prepare(frame.image, info, cfg, cues) if views_wanted else None
+        # Depth's distance, the virtual camera's orbit centre (identity and the parameter without cues)
+        distance = (image and image.object_distance) or cfg.object_distance
+        view = image.view if image else None
+        cfg = dataclasses.replace(cfg, object_distance=distance)
+        targets = self._targets.stream(header, cfg, self._pose_array, self._bad, view)
         if not targets:
             raise RejectedInput(
                 "no_targets",
@@ -274,7 +283,7 @@ class NvsNode(Node):
             return
         settings = SamplerSettings(cfg.steps, cfg.guidance, cfg.temperature, self.engine.info.sampler.eta)
         result, views = self._synthesize(
-            frame, image, targets, cfg, settings, cfg.seed, cfg.object_distance, start, prepared
+            frame, image, targets, cfg, settings, cfg.seed, distance, start, prepared
         )
         if self._targets.tf is not None:  # the made-up target frames, so that RViz can place their views
             self._targets.tf.broadcast(target_transforms(header, targets))
@@ -323,12 +332,21 @@ class NvsNode(Node):
             self.get_logger().error(f"service: unexpected {type(e).__name__}: {e}")
             job.future.set_result((False, f"internal error: {type(e).__name__}: {e}", None))
 
-    def _prepare(self, msg: Image, camera_info: CameraInfo | None, cfg: NodeConfig) -> PreparedImage:
-        """tinyldm_ros.image_preparation, with its refusals and crop fallbacks reported."""
+    def _prepare(
+        self, msg: Image, camera_info: CameraInfo | None, cfg: NodeConfig, cues: ObjectCues | None = None
+    ) -> PreparedImage:
+        """tinyldm_ros.image_preparation, with its refusals, crop fallbacks and unusable cues reported."""
+        up = None  # the world's up levels the virtual camera (docs/node.md); the camera's own without
+        if cues is not None and cfg.orbit_up_frame:
+            with contextlib.suppress(TargetError):
+                up = self._targets.orbit_up(msg.header, cfg)
+        size, feather = self.engine.info.image_size, self._objects.cfg.mask_feather_px
         try:
-            image = prepare_image(msg, camera_info, self.engine.info.image_size, cfg.training_fov_deg)
+            image = prepare_image(msg, camera_info, size, cfg.training_fov_deg, cues, feather, up)
         except ImageConversionError as e:
             raise RejectedInput("image", f"image from frame {msg.header.frame_id!r}: {e}") from None
+        for cause, message in image.problems:
+            self._bad(cause, message)
         if image.centre_crop_because == NO_CAMERA_INFO:
             if not self._warned_no_camera_info:
                 self._warned_no_camera_info = True
@@ -354,7 +372,8 @@ class NvsNode(Node):
         wait_from: float | None = None,
     ) -> tuple[SynthesizedViews, np.ndarray]:
         """tinyldm_ros.views_message.synthesize_views, its refusals mapped to the node's causes."""
-        rel = np.stack([to_model_units(t.pose, self.engine.info.training_radius, distance) for t in targets])
+        poses = np.stack([t.pose for t in targets])
+        rel = model_poses(poses, image, self.engine.info.training_radius, distance)
         try:
             result, views = synthesize_views(
                 self.engine, frame.image.header, image, targets, rel, settings, seed, cfg.output_size
