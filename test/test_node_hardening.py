@@ -17,9 +17,9 @@ pytest.importorskip(
 
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from node_harness import Harness, Spinner, random_image, wait_for  # noqa: E402
-from rcl_interfaces.msg import Log, Parameter, ParameterType  # noqa: E402
+from rcl_interfaces.msg import Parameter, ParameterType  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
-from rclpy.qos import QoSDurabilityPolicy, QoSProfile  # noqa: E402
+from rclpy.qos import QoSProfile  # noqa: E402
 from tinyldm_ros.srv import SynthesizeView  # noqa: E402
 
 from tinyldm_ros.conversions import numpy_to_image  # noqa: E402
@@ -31,19 +31,12 @@ pytestmark = pytest.mark.usefixtures("ros_context")
 @pytest.fixture
 def harness():
     h = Harness(f"/nvs_hard_{next(_ns)}", orbit_azimuths_deg=[90.0], steps=2, log_throttle_s=60.0)
-    h.service = h.client.create_client(SynthesizeView, "synthesize_view")
-    assert h.service.wait_for_service(timeout_sec=10.0), "synthesize_view never appeared"
+    h.connect_service()
     assert wait_for(lambda: h.image_pub.get_subscription_count() > 0)
     h.publish_image(random_image())
     assert wait_for(lambda: h.node._latest is not None)
     yield h
     h.close()
-
-
-def call(h: Harness, request: SynthesizeView.Request, timeout: float = 20.0) -> SynthesizeView.Response:
-    future = h.service.call_async(request)
-    assert wait_for(future.done, timeout), "no response"
-    return future.result()
 
 
 def test_a_burst_of_100_calls_from_4_clients_is_answered_in_full(harness: Harness) -> None:
@@ -110,11 +103,11 @@ def test_non_finite_and_absurd_numbers_are_refused_naming_the_field(harness: Har
         "beyond 100 training radii": far_request,
     }
     for expected, request in cases.items():
-        response = call(harness, request)
+        response = harness.call(request)
         assert not response.success, (expected, response.message)
         assert expected in response.message, (expected, response.message)
     # the same request with sane numbers is a success with real images
-    ok = call(harness, _image_request(guidance=1.0, temperature=0.5, object_distance=2.0))
+    ok = harness.call(_image_request(guidance=1.0, temperature=0.5, object_distance=2.0))
     assert ok.success, ok.message
     view = np.frombuffer(bytes(ok.result.views[0].data), np.uint8)
     assert view.min() < view.max()
@@ -196,14 +189,7 @@ def _bad_images() -> dict[str, object]:
 
 
 def test_each_kind_of_bad_image_gets_its_own_log_line(harness: Harness) -> None:
-    lines: list[str] = []
-    name = f"{harness.ns.strip('/')}.nvs_node"
-    harness.client.create_subscription(
-        Log,
-        "/rosout",
-        lambda m: lines.append(m.msg) if m.name == name else None,
-        QoSProfile(depth=1000, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL),
-    )
+    lines = harness.record_log()
     bad = _bad_images()
     for _ in range(3):  # three of each: the repeats are throttled (log_throttle_s 60)
         for msg in bad.values():
