@@ -137,6 +137,7 @@ def test_fuzzed_object_inputs_are_logged_and_the_node_keeps_up(scene) -> None:
     )
     try:
         out = h.record(SynthesizedViews, "synthesized_views")
+        lines = h.record_log()
         pubs = ObjectPublisher(h)
         h.wait_outputs_matched()
         info = camera_info(WIDE)
@@ -169,6 +170,12 @@ def test_fuzzed_object_inputs_are_logged_and_the_node_keeps_up(scene) -> None:
         rejected = h.node.stats.rejected
         for cause in ("mask", "mask_empty", "depth", "roi"):
             assert rejected[cause] >= 1, (cause, dict(rejected))
+        # Each kind of bad mask and depth has its own throttled log line (log_throttle_s 60): a second
+        # kind is not hidden behind the first; the count stays under the cause.
+        keys = ("mask_shape", "mask_encoding", "mask_empty", "depth_no_reading", "depth_encoding", "roi")
+        assert wait_for(lambda: all(any(f"[{k}]" in line for line in lines) for k in keys), 10.0), lines
+        for key in keys:
+            assert sum(f"[{key}]" in line for line in lines) == 1, (key, lines)
         assert rejected.get("internal", 0) == 0 and h.node._worker.is_alive()
     finally:
         h.close()

@@ -1,4 +1,5 @@
-"""tinyldm_ros.object_isolation: each unusable cue becomes one named problem and the next cue is used."""
+"""tinyldm_ros.object_isolation: each unusable cue becomes one named problem (its cause, and its kind
+where one cause has several, for the node's per-kind log) and the next cue is used."""
 
 import numpy as np
 import pytest
@@ -49,23 +50,29 @@ def test_roi_and_depth_take_the_median_of_the_box_middle_times_the_surface_facto
     assert iso.distance == pytest.approx(np.median(rays) * SURFACE_TO_CENTRE, rel=1e-6)
 
 
+def _short_data(msg):
+    msg.data = bytes(msg.data)[:-1]
+    return msg
+
+
 @pytest.mark.parametrize(
-    "mask, cause",
+    "mask, cause, kind",
     [
-        (numpy_to_image(np.zeros((H, W), np.uint8), "mono8"), "mask_empty"),
-        (numpy_to_image(np.full((H // 2, W), 255, np.uint8), "mono8"), "mask"),
-        (numpy_to_image(np.zeros((H, W, 3), np.uint8), "rgb8"), "mask"),
+        (numpy_to_image(np.zeros((H, W), np.uint8), "mono8"), "mask_empty", ""),
+        (numpy_to_image(np.full((H // 2, W), 255, np.uint8), "mono8"), "mask", "shape"),
+        (numpy_to_image(np.zeros((H, W, 3), np.uint8), "rgb8"), "mask", "encoding"),
+        (_short_data(numpy_to_image(np.zeros((H, W), np.uint8), "mono8")), "mask", "data_length"),
     ],
 )
-def test_an_unusable_mask_falls_back_to_the_roi(mask, cause) -> None:
+def test_an_unusable_mask_falls_back_to_the_roi(mask, cause, kind) -> None:
     iso = isolate(ObjectCues(mask=mask, roi=_roi(0, 0, 20, 20)), W, H, K)
-    assert [c for c, _ in iso.problems] == [cause] and iso.source == "roi"
+    assert [(p.cause, p.kind) for p in iso.problems] == [(cause, kind)] and iso.source == "roi"
     assert iso.view[0, 2] < 0  # the ROI is left of the principal point
 
 
 def test_roi_outside_the_image_falls_back_to_the_detection_then_the_principal_point() -> None:
     iso = isolate(ObjectCues(roi=_roi(W + 5, 0, 10, 10), box=(20.0, 30.0, 10.0, 10.0)), W, H, K)
-    assert [c for c, _ in iso.problems] == ["roi"] and iso.source == "detection"
+    assert [p.cause for p in iso.problems] == ["roi"] and iso.source == "detection"
     iso = isolate(ObjectCues(roi=_roi(W + 5, 0, 10, 10)), W, H, K)
     assert iso.source == "" and iso.alpha is None and np.array_equal(iso.view, np.eye(4))
     # 0 x 0 is "not set" (sensor_msgs/RegionOfInterest): no cue, no complaint
@@ -73,24 +80,26 @@ def test_roi_outside_the_image_falls_back_to_the_detection_then_the_principal_po
 
 
 @pytest.mark.parametrize(
-    "depth, message",
+    "depth, message, kind",
     [
-        (numpy_to_image(np.zeros((H, W), np.uint16), "16UC1"), "no valid reading"),
-        (numpy_to_image(np.full((H, W), np.nan, np.float32), "32FC1"), "no valid reading"),
-        (numpy_to_image(np.zeros((H, W, 3), np.uint8), "rgb8"), "unsupported encoding"),
-        (numpy_to_image(np.ones((H, W + 1), np.float32), "32FC1"), "the image"),
+        (numpy_to_image(np.zeros((H, W), np.uint16), "16UC1"), "no valid reading", "no_reading"),
+        (numpy_to_image(np.full((H, W), np.nan, np.float32), "32FC1"), "no valid reading", "no_reading"),
+        (numpy_to_image(np.zeros((H, W, 3), np.uint8), "rgb8"), "unsupported encoding", "encoding"),
+        (numpy_to_image(np.ones((H, W + 1), np.float32), "32FC1"), "the image", "shape"),
     ],
 )
-def test_unusable_depth_leaves_the_distance_to_the_parameter(depth, message) -> None:
+def test_unusable_depth_leaves_the_distance_to_the_parameter(depth, message, kind) -> None:
     iso = isolate(ObjectCues(mask=numpy_to_image(_mask(), "mono8"), depth=depth), W, H, K)
     assert iso.distance is None and iso.source == "mask"
-    assert len(iso.problems) == 1 and iso.problems[0][0] == "depth" and message in iso.problems[0][1]
+    assert [(p.cause, p.kind) for p in iso.problems] == [("depth", kind)] and message in iso.problems[
+        0
+    ].message
 
 
 def test_far_off_axis_object_keeps_the_input_camera() -> None:
     K_wide = intrinsics_matrix(10.0, 10.0, W / 2, H / 2)  # 150 deg: the corner is 70 deg off-axis
     iso = isolate(ObjectCues(mask=numpy_to_image(_mask(75, 0, 80, 5), "mono8")), W, H, K_wide)
-    assert [c for c, _ in iso.problems] == ["off_axis"] and np.array_equal(iso.view, np.eye(4))
+    assert [p.cause for p in iso.problems] == ["off_axis"] and np.array_equal(iso.view, np.eye(4))
     assert iso.alpha is not None  # the background is still whitened
 
 

@@ -12,11 +12,13 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 
 class RejectedInput(Exception):  # noqa: N818 - not an error of the node: input it refuses
-    """Input the node refuses; `cause` keys the throttled log and the diagnostics counter."""
+    """Input the node refuses; `cause` keys the diagnostics counter and, with `kind` where one cause
+    has several (e.g. image: encoding, size, step, data_length), the throttled log."""
 
-    def __init__(self, cause: str, message: str) -> None:
+    def __init__(self, cause: str, message: str, kind: str = "") -> None:
         super().__init__(message)
         self.cause = cause
+        self.kind = kind
 
 
 class ThrottledLog:

@@ -17,7 +17,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from tinyldm_ros.camera_model import training_fov_box
 from tinyldm_ros.conversions import image_to_numpy, to_rgb
 from tinyldm_ros.object_crop import virtual_crop
-from tinyldm_ros.object_isolation import ObjectCues, isolate
+from tinyldm_ros.object_isolation import ObjectCues, Problem, isolate
 from tinyldm_ros.preprocess import CropBox, centre_crop_box, crop_and_resize, float01_to_uint8
 from tinyldm_ros.targets import to_model_units
 from tinyldm_ros.virtual_camera import intrinsics_matrix, relative_to_virtual
@@ -38,7 +38,7 @@ class PreparedImage:
     view: np.ndarray = field(default_factory=lambda: np.eye(4))
     object_distance: float | None = None  # metres, from depth; None: use the parameter
     isolated_by: str = ""  # "mask", "roi", "detection" or "" (nothing isolated)
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (cause, message) of unusable cues
+    problems: list[Problem] = field(default_factory=list)  # unusable cues
 
 
 def prepare_image(
@@ -57,7 +57,7 @@ def prepare_image(
     array, order = image_to_numpy(msg)
     rgb = to_rgb(array, order)
     box, because = crop_box(msg, camera_info, training_fov_deg)
-    problems: list[tuple[str, str]] = []
+    problems: list[Problem] = []
     if cues is not None and cues.any():
         if not because:
             k = camera_info.k
@@ -71,7 +71,7 @@ def prepare_image(
             problems = iso.problems
             distance = iso.distance
         else:
-            problems = [("object_cues", f"object cues ignored: {because}")]
+            problems = [Problem("object_cues", f"object cues ignored: {because}")]
             distance = None
     else:
         distance = None

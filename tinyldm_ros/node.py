@@ -137,9 +137,7 @@ class NvsNode(Node):
         try:
             check_image(msg)  # O(1): a malformed message must never displace a good frame
         except ImageConversionError as e:
-            # Counted under `image`, logged per kind: one throttle per kind lets every reason be seen.
-            self.stats.reject("image")
-            self.log_bad(f"image_{e.cause}", f"image from frame {msg.header.frame_id!r} rejected: {e}")
+            self._bad("image", f"image from frame {msg.header.frame_id!r} rejected: {e}", e.cause)
             return
         frame = Frame(msg, self._latest_info, now)
         self._latest = frame
@@ -228,9 +226,11 @@ class NvsNode(Node):
         the next frame; the node does it for the counts it knows, call it for others."""
         self.engine.warmup(views, guidance=self.cfg.guidance)  # returns at once when already warm
 
-    def _bad(self, cause: str, message: str) -> None:
+    def _bad(self, cause: str, message: str, kind: str = "") -> None:
+        """Count bad input under `cause`; log it per cause and `kind` (e.g. image: encoding, size,
+        step, data_length), one throttle each, so that every kind of reason is seen."""
         self.stats.reject(cause)
-        self.log_bad(cause, message)
+        self.log_bad(f"{cause}_{kind}" if kind else cause, message)
 
     # ------------------------------------------------------------------ worker thread
 
@@ -245,7 +245,7 @@ class NvsNode(Node):
                     self._queue.pace(self.cfg.max_rate_hz)
                     self._process_frame(job)
             except RejectedInput as e:
-                self._bad(e.cause, str(e))
+                self._bad(e.cause, str(e), e.kind)
             except Exception as e:  # noqa: BLE001 - a bug must not kill the worker; say it loudly
                 if not self.context.ok():
                     return  # Ctrl-C: rclpy shut the context down before destroy_node() stopped us
@@ -326,7 +326,7 @@ class NvsNode(Node):
             result.total_ms = (time.monotonic() - job.received) * 1e3
             job.future.set_result((True, success_message(result, settings, seed), result))
         except RejectedInput as e:
-            self._bad(e.cause, f"service: {e}")
+            self._bad(e.cause, f"service: {e}", e.kind)
             job.future.set_result((False, f"{e.cause}: {e}", None))
         except Exception as e:  # noqa: BLE001 - the caller gets the reason; the node keeps running
             self.get_logger().error(f"service: unexpected {type(e).__name__}: {e}")
@@ -344,9 +344,10 @@ class NvsNode(Node):
         try:
             image = prepare_image(msg, camera_info, size, cfg.training_fov_deg, cues, feather, up)
         except ImageConversionError as e:
-            raise RejectedInput("image", f"image from frame {msg.header.frame_id!r}: {e}") from None
-        for cause, message in image.problems:
-            self._bad(cause, message)
+            where = f"image from frame {msg.header.frame_id!r}: {e}"
+            raise RejectedInput("image", where, e.cause) from None
+        for problem in image.problems:
+            self._bad(problem.cause, problem.message, problem.kind)
         if image.centre_crop_because == NO_CAMERA_INFO:
             if not self._warned_no_camera_info:
                 self._warned_no_camera_info = True

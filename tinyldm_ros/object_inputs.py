@@ -163,9 +163,9 @@ class ObjectInputs:
     def _on_roi(self, msg: RegionOfInterest) -> None:
         self._roi = (msg, time.monotonic())
 
-    def cues_for(self, header, report: Callable[[str, str], None]) -> ObjectCues | None:
+    def cues_for(self, header, report: Callable[..., None]) -> ObjectCues | None:
         """The inputs matched to the image with `header` (worker thread: may wait object_wait_s);
-        report(cause, message) for each expected one that did not come."""
+        report(cause, message, kind) for each expected one that did not come or did not fit."""
         cfg = self.cfg
         wanted = stamp_ns(header.stamp)
         tolerance = int(cfg.object_sync_tolerance_s * 1e9)
@@ -189,6 +189,7 @@ class ObjectInputs:
                     "detection",
                     f"no detection of class {cfg.detection_class_id or 'any'!r} with score "
                     f">= {cfg.detection_min_score:g}",
+                    "no_match",
                 )
         roi = self._roi
         fresh_roi = (

@@ -1,14 +1,16 @@
 """Where the object is, from whatever the robot offers alongside the colour image: a mask, a region
 of interest or a detection box, and a depth image for its distance (tinyldm_ros.object_inputs matches
 them to the image). The result says how to aim the virtual camera (tinyldm_ros.virtual_camera), what
-to keep of the image, and the object's distance; every unusable cue becomes a (cause, message) problem
-and the next cue down is used: mask > ROI > detection > the principal point; depth > the
+to keep of the image, and the object's distance; every unusable cue becomes a Problem and the next
+cue down is used: mask > ROI > detection > the principal point; depth > the
 object_distance parameter.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -31,6 +33,15 @@ from tinyldm_ros.virtual_camera import (
 SURFACE_TO_CENTRE = 1.20
 
 
+class Problem(NamedTuple):
+    """An unusable cue. `cause` keys the diagnostics count (rejected_<cause>); `kind` splits its log
+    line (one throttle per cause and kind), so a second kind of bad mask is not hidden by the first."""
+
+    cause: str
+    message: str
+    kind: str = ""
+
+
 @dataclass(frozen=True)
 class ObjectCues:
     """The cues matched to one colour image; any may be missing."""
@@ -51,22 +62,33 @@ class Isolation:
     distance: float | None = None  # metres to the object centre, from depth
     source: str = ""  # "mask", "roi", "detection" or "" (the principal point)
     segmented: bool = False  # alpha is the object's own outline (a mask, or GrabCut of the box)
-    problems: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _decoded(
+    name: str, decode: Callable[[Image], np.ndarray], msg: Image, width: int, height: int, out: Isolation
+) -> np.ndarray | None:
+    """decode(msg), an (H, W) array, when the message reads and has the image's size; else None and a
+    problem under `name` (kind: the message's fault, or "shape")."""
+    try:
+        array = decode(msg)
+    except ImageConversionError as e:
+        out.problems.append(Problem(name, f"{name} ignored: {e}", e.cause))
+        return None
+    if array.shape != (height, width):
+        h, w = array.shape
+        message = f"{name} ignored: it is {w}x{h}, the image {width}x{height}"
+        out.problems.append(Problem(name, message, "shape"))
+        return None
+    return array
 
 
 def _decoded_mask(msg: Image, width: int, height: int, out: Isolation) -> np.ndarray | None:
-    try:
-        mask = mask_to_numpy(msg)
-    except ImageConversionError as e:
-        out.problems.append(("mask", f"mask ignored: {e}"))
-        return None
-    if mask.shape != (height, width):
-        out.problems.append(
-            ("mask", f"mask ignored: it is {mask.shape[1]}x{mask.shape[0]}, the image {width}x{height}")
-        )
+    mask = _decoded("mask", mask_to_numpy, msg, width, height, out)
+    if mask is None:
         return None
     if not mask.any():
-        out.problems.append(("mask_empty", "mask ignored: it has no object pixel"))
+        out.problems.append(Problem("mask_empty", "mask ignored: it has no object pixel"))
         return None
     return mask
 
@@ -86,7 +108,7 @@ def _box_cue(cues: ObjectCues, width: int, height: int, out: Isolation):
             out.source = "roi"
             return box
         out.problems.append(
-            (
+            Problem(
                 "roi",
                 f"roi ignored: {r.width}x{r.height} at ({r.x_offset}, {r.y_offset}) "
                 f"is outside the {width}x{height} image",
@@ -102,7 +124,9 @@ def _box_cue(cues: ObjectCues, width: int, height: int, out: Isolation):
         if box is not None:
             out.source = "detection"
             return box
-        out.problems.append(("detection", f"detection ignored: box {cues.box} is outside the image"))
+        out.problems.append(
+            Problem("detection", f"detection ignored: box {cues.box} is outside the image", "outside")
+        )
     return None
 
 
@@ -138,10 +162,14 @@ def isolate(
         try:
             out.view = virtual_camera(direction, up)
         except ValueError as e:
-            out.problems.append(("off_axis", f"{e}; cropping around the principal point"))
+            out.problems.append(Problem("off_axis", f"{e}; cropping around the principal point"))
     if cues.depth is not None:
         out.distance = _distance(cues.depth, out, width, height, K)
-        if mask is not None and out.distance is not None and not any(c == "depth" for c, _ in out.problems):
+        if (
+            mask is not None
+            and out.distance is not None
+            and not any(p.cause == "depth" for p in out.problems)
+        ):
             _centre_from_depth(cues.depth, mask, K, up, out)
     return out
 
@@ -180,15 +208,8 @@ def _centre_from_depth(msg: Image, mask: np.ndarray, K: np.ndarray, up, out: Iso
 
 
 def _distance(msg: Image, out: Isolation, width: int, height: int, K: np.ndarray) -> float | None:
-    try:
-        depth = depth_to_metres(msg)
-    except ImageConversionError as e:
-        out.problems.append(("depth", f"depth ignored: {e}"))
-        return None
-    if depth.shape != (height, width):
-        out.problems.append(
-            ("depth", f"depth ignored: it is {depth.shape[1]}x{depth.shape[0]}, the image {width}x{height}")
-        )
+    depth = _decoded("depth", depth_to_metres, msg, width, height, out)
+    if depth is None:
         return None
     where = out.alpha
     if where is None or not out.segmented:
@@ -201,6 +222,8 @@ def _distance(msg: Image, out: Isolation, width: int, height: int, K: np.ndarray
         where = roi_alpha(height, width, x0 + w // 3, y0 + h // 3, max(1, w // 3), max(1, h // 3))
     d = ray_distances(depth, where, K)
     if d.size == 0:
-        out.problems.append(("depth", "depth ignored: no valid reading (0 or NaN) on the object"))
+        out.problems.append(
+            Problem("depth", "depth ignored: no valid reading (0 or NaN) on the object", "no_reading")
+        )
         return None
     return float(np.median(d)) * SURFACE_TO_CENTRE
