@@ -7,8 +7,9 @@ worker thread does everything slow (decode, crop, TF lookups with a timeout, the
 Images go through a one-frame slot: a newer frame replaces an unprocessed one (counted as dropped), so
 the node never falls behind the camera. Service calls queue (bounded) beside the slot and go first.
 
-The image's path: its message -> tinyldm_ros.image_preparation (decode, crop, resize) ->
-tinyldm_ros.engine (the model) -> tinyldm_ros.views_message (the SynthesizedViews answer).
+The image's path (tinyldm_ros.view_pipeline): its message -> tinyldm_ros.image_preparation (decode,
+crop, resize; a frame's object inputs from tinyldm_ros.object_inputs) -> tinyldm_ros.engine (the
+model) -> tinyldm_ros.views_message (the SynthesizedViews answer).
 """
 
 # ruff: noqa: E402 - OPENBLAS_NUM_THREADS must be set before numpy loads (ROS messages import it)
@@ -22,14 +23,12 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
-import contextlib
 import dataclasses
 import sys
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
@@ -45,25 +44,14 @@ from tinyldm_ros import node_params
 from tinyldm_ros.conversions import ImageConversionError, check_image
 from tinyldm_ros.diagnostics import NodeStats, RejectedInput, ThrottledLog, diagnostic_array
 from tinyldm_ros.engine import Engine
-from tinyldm_ros.image_preparation import NO_CAMERA_INFO, PreparedImage, model_poses, prepare_image
-from tinyldm_ros.msg import SynthesizedViews
-from tinyldm_ros.node_params import NodeConfig
 from tinyldm_ros.object_inputs import ObjectInputs
-from tinyldm_ros.object_isolation import ObjectCues
 from tinyldm_ros.package_paths import shipped
-from tinyldm_ros.sampler_settings import SamplerSettings, SamplerSettingsError
+from tinyldm_ros.sampler_settings import SamplerSettings
 from tinyldm_ros.srv import SynthesizeView
-from tinyldm_ros.targets import (
-    Target,
-    TargetError,
-    TargetResolver,
-    stream_target_names,
-    target_transforms,
-)
-from tinyldm_ros.view_checks import ViewsError
+from tinyldm_ros.targets import TargetError, TargetResolver, stream_target_names, target_transforms
 from tinyldm_ros.view_outputs import ViewOutputs
+from tinyldm_ros.view_pipeline import ViewPipeline
 from tinyldm_ros.view_service import call_settings, check_target_count, success_message
-from tinyldm_ros.views_message import synthesize_views
 from tinyldm_ros.work_queue import Frame, Request, Warmup, WorkQueue
 
 
@@ -90,7 +78,6 @@ class NvsNode(Node):
 
         self.stats = NodeStats()
         self.log_bad = ThrottledLog(self.get_logger().warning, cfg.log_throttle_s)
-        self._warned_no_camera_info = False
         self._targets = TargetResolver.on(self)
 
         self._queue = WorkQueue()
@@ -106,6 +93,9 @@ class NvsNode(Node):
         self.create_subscription(Image, "image", self._on_image, image_qos)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, image_qos)
         self._objects = ObjectInputs(self, image_qos)  # mask / depth / roi / detections, optional
+        self._pipeline = ViewPipeline(
+            self.engine, self.provider, self._targets, self._objects, self._bad, self.get_logger().warning
+        )
         self.create_subscription(PoseArray, "target_poses", self._on_target_poses, 5)
         # Reentrant: a call awaiting the worker must not hold up other calls or the image callbacks
         # (an async callback keeps a mutually exclusive group busy until it returns).
@@ -263,10 +253,9 @@ class NvsNode(Node):
         header = frame.image.header
         # camera_info travels on its own topic: it may arrive just after the image it belongs to
         info = frame.camera_info or self._latest_info
-        cues = self._objects.cues_for(header, self._bad) if views_wanted else None
-        image = self._prepare(frame.image, info, cfg, cues) if views_wanted else None
-        # Depth's distance, the virtual camera's orbit centre (identity and the parameter without cues)
-        distance = (image and image.object_distance) or cfg.object_distance
+        image, distance = None, cfg.object_distance
+        if views_wanted:  # depth's distance, the virtual camera's orbit centre (the parameter without)
+            image, distance = self._pipeline.prepare_frame(frame.image, info, cfg)
         view = image.view if image else None
         cfg = dataclasses.replace(cfg, object_distance=distance)
         targets = self._targets.stream(header, cfg, self._pose_array, self._bad, view)
@@ -282,7 +271,7 @@ class NvsNode(Node):
         if not views_wanted:
             return
         settings = SamplerSettings(cfg.steps, cfg.guidance, cfg.temperature, self.engine.info.sampler.eta)
-        result, views = self._synthesize(
+        result, views = self._pipeline.synthesize(
             frame, image, targets, cfg, settings, cfg.seed, distance, start, prepared
         )
         if self._targets.tf is not None:  # the made-up target frames, so that RViz can place their views
@@ -313,14 +302,14 @@ class NvsNode(Node):
             if camera_info is None and frame is self._latest:
                 camera_info = frame.camera_info or self._latest_info
             settings, seed, distance = call_settings(req, cfg, self.engine.info.sampler.eta)
-            image = self._prepare(frame.image, camera_info, cfg)
+            image = self._pipeline.prepare(frame.image, camera_info, cfg)
             check_target_count(req, cfg.max_targets)
             try:
                 targets = self._targets.request(req, frame.image.header, distance, cfg)
             except TargetError as e:
                 raise RejectedInput("bad_request", f"target: {e}") from None
             prepared = time.monotonic()
-            result, _ = self._synthesize(
+            result, _ = self._pipeline.synthesize(
                 frame, image, targets, cfg, settings, seed, distance, start, prepared, wait_from=job.received
             )
             result.total_ms = (time.monotonic() - job.received) * 1e3
@@ -331,65 +320,6 @@ class NvsNode(Node):
         except Exception as e:  # noqa: BLE001 - the caller gets the reason; the node keeps running
             self.get_logger().error(f"service: unexpected {type(e).__name__}: {e}")
             job.future.set_result((False, f"internal error: {type(e).__name__}: {e}", None))
-
-    def _prepare(
-        self, msg: Image, camera_info: CameraInfo | None, cfg: NodeConfig, cues: ObjectCues | None = None
-    ) -> PreparedImage:
-        """tinyldm_ros.image_preparation, with its refusals, crop fallbacks and unusable cues reported."""
-        up = None  # the world's up levels the virtual camera (docs/node.md); the camera's own without
-        if cues is not None and cfg.orbit_up_frame:
-            with contextlib.suppress(TargetError):
-                up = self._targets.orbit_up(msg.header, cfg)
-        size, feather = self.engine.info.image_size, self._objects.cfg.mask_feather_px
-        try:
-            image = prepare_image(msg, camera_info, size, cfg.training_fov_deg, cues, feather, up)
-        except ImageConversionError as e:
-            where = f"image from frame {msg.header.frame_id!r}: {e}"
-            raise RejectedInput("image", where, e.cause) from None
-        for problem in image.problems:
-            self._bad(problem.cause, problem.message, problem.kind)
-        if image.centre_crop_because == NO_CAMERA_INFO:
-            if not self._warned_no_camera_info:
-                self._warned_no_camera_info = True
-                self.get_logger().warning(
-                    "no camera_info: centre-cropping the image; publish camera_info so the node crops "
-                    "the training camera's field of view around the principal point"
-                )
-        elif image.centre_crop_because:
-            self._bad("camera_info", f"{image.centre_crop_because}; centre-cropping")
-        return image
-
-    def _synthesize(
-        self,
-        frame: Frame,
-        image: PreparedImage,
-        targets: list[Target],
-        cfg: NodeConfig,
-        settings: SamplerSettings,
-        seed: int,
-        distance: float,
-        start: float,
-        prepared: float,
-        wait_from: float | None = None,
-    ) -> tuple[SynthesizedViews, np.ndarray]:
-        """tinyldm_ros.views_message.synthesize_views, its refusals mapped to the node's causes."""
-        poses = np.stack([t.pose for t in targets])
-        rel = model_poses(poses, image, self.engine.info.training_radius, distance)
-        try:
-            result, views = synthesize_views(
-                self.engine, frame.image.header, image, targets, rel, settings, seed, cfg.output_size
-            )
-        except SamplerSettingsError as e:
-            raise RejectedInput("bad_request", str(e)) from None
-        except ViewsError as e:
-            raise RejectedInput("bad_views", f"no views published: {e}") from None
-        except ValueError as e:
-            raise RejectedInput("engine_input", f"engine refused the input: {e}") from None
-        result.object_distance = float(distance)
-        result.provider = self.provider
-        result.wait_ms = (start - (wait_from if wait_from is not None else frame.received)) * 1e3
-        result.prepare_ms = (prepared - start) * 1e3
-        return result, views
 
     # ------------------------------------------------------------------ lifecycle
 
