@@ -6,7 +6,10 @@ The node runs as its own process with one orbit target. A good 10 Hz camera stre
 for the middle phase, malformed images, pose arrays, camera_infos (test/bad_inputs.py) and bad
 service calls are spread between its frames. Measured: the good output rate before / during / after,
 the node's rejections by cause (from /diagnostics), the log lines it wrote, service answers, memory,
-and whether it is still alive. Prints a table and writes benchmarks/results/stress_node.json.
+and whether it is still alive. Then two more cases beside the good stream: a burst of service calls
+(4 processes x 25 calls at one instant: answers within 30 s, the camera's output rate meanwhile), and
+a large camera (1280x720) whose camera_info asks for the biggest crop the node allows (the node's peak
+memory). Prints a table and writes benchmarks/results/stress_node.json.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import math
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -49,6 +54,88 @@ def bad_request(rng: np.random.Generator):
     return request
 
 
+def stream_while(client: Client, good, period: float, busy) -> float:
+    """Good frames every `period` s while busy() is true; the output rate meanwhile (Hz)."""
+    n_before, t0 = len(client.outputs), time.monotonic()
+    next_good = t0
+    while busy():
+        if time.monotonic() >= next_good:
+            client.publish(good)
+            next_good += period
+        time.sleep(0.005)
+    return (len(client.outputs) - n_before) / max(time.monotonic() - t0, 1e-9)
+
+
+def burst_case(client: Client, good, period: float, processes: int, calls: int, depth: int) -> dict:
+    """`processes` client processes fire `calls` calls each at one instant, the camera going on."""
+    start_at = time.time() + 10.0  # time for the processes to start and match the service
+    script = str(Path(__file__).resolve().parent / "burst_client.py")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, script, "/stress", str(calls), str(start_at), str(depth)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        for _ in range(processes)
+    ]
+    stream_while(client, good, period, lambda: time.time() < start_at)
+    hz = stream_while(client, good, period, lambda: any(p.poll() is None for p in procs))
+    totals: collections.Counter[str] = collections.Counter()
+    for p in procs:
+        lines = p.stdout.read().strip().splitlines()
+        totals.update(json.loads(lines[-1]) if lines else {"process failed": 1})
+    return {
+        "processes": processes,
+        "calls": processes * calls,
+        "client_qos_depth": depth,
+        **totals,
+        "good_output_hz_during": hz,
+    }
+
+
+def camera_info_case(client: Client, node: NodeProcess, seconds: float, fov_deg: float = 52.0) -> dict:
+    """A 1280x720 camera whose camera_info asks for the largest crop the node accepts (4x the image's
+    longer side, padded); the node's peak memory while it runs at 5 Hz."""
+    from rclpy.qos import QoSProfile, qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image
+
+    width, height = 1280, 720
+    side = 4 * width
+    fx = side / (2.0 * math.tan(math.radians(fov_deg) / 2.0))
+    info = CameraInfo()
+    info.header.frame_id = "camera_optical"
+    info.width, info.height = width, height
+    info.k = [fx, 0.0, width / 2.0, 0.0, fx, height / 2.0, 0.0, 0.0, 1.0]
+    info_pub = client.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
+    # reliable: a 2.7 MB best-effort image loses a UDP fragment too often between processes
+    big_pub = client.node.create_publisher(Image, "image", QoSProfile(depth=2))
+    big = camera_image(width, height)
+    rss_before, peak = node.rss_mb(), 0.0
+    n_before, t0, next_frame = len(client.outputs), time.monotonic(), 0.0
+    while time.monotonic() - t0 < seconds:
+        if time.monotonic() >= next_frame:
+            info_pub.publish(info)
+            now = time.time()
+            big.header.stamp.sec, big.header.stamp.nanosec = int(now), int((now % 1) * 1e9)
+            big_pub.publish(big)
+            next_frame = time.monotonic() + 0.2
+        peak = max(peak, node.rss_mb())
+        time.sleep(0.02)
+    time.sleep(1.0)
+    peak = max(peak, node.rss_mb())
+    client.node.destroy_publisher(big_pub)
+    return {
+        "image": f"{width}x{height}",
+        "crop_px": side,
+        "fx": fx,
+        "seconds": seconds,
+        "outputs": len(client.outputs) - n_before,
+        "node_rss_mb_before": rss_before,
+        "node_rss_mb_peak": peak,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="model folder (default: models/default)")
@@ -56,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bad-rate", type=float, default=500.0, help="bad inputs per second")
     parser.add_argument("--good-rate", type=float, default=10.0, help="good camera frames per second")
     parser.add_argument("--phase", type=float, default=4.0, help="seconds before and after the abuse")
+    parser.add_argument("--burst-processes", type=int, default=4, help="service burst: client processes")
+    parser.add_argument("--burst-calls", type=int, default=25, help="service burst: calls per process")
+    parser.add_argument(
+        "--burst-client-depth", type=int, default=100, help="service burst: each client's QoS depth"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "stress_node.json")
     args = parser.parse_args(argv)
     model = resolve_model(args.model)
@@ -132,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             r = f.result()
             answers["success" if r.success else r.message.split(":")[0]] += 1
+        burst = burst_case(
+            client, good, good_period, args.burst_processes, args.burst_calls, args.burst_client_depth
+        )
+        big_crop = camera_info_case(client, node, args.phase)
         time.sleep(1.5)  # a fresh /diagnostics
         alive = node.alive()
         diagnostics = dict(client.diagnostics)
@@ -157,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         "service_answers": dict(answers),
         "node_log_lines": len(log_lines),
         "node_rss_mb": {"start": rss_start, "end": rss_end},
+        "service_burst": burst,
+        "camera_info_big_crop": big_crop,
         "machine": machine(),
     }
     print(f"stress_node: {result['bad_inputs_total']} bad inputs in {during_s:.1f} s, model {model}")
@@ -166,6 +264,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sent by kind: {dict(sent)}")
     print(f"rejected by the node (diagnostics): {rejected}")
     print(f"service answers: {dict(answers)}")
+    print(
+        f"service burst: {burst.get('answered', 0)} of {burst['calls']} answered ({burst.get('success', 0)} "
+        f"views, {burst.get('busy', 0)} busy, {burst.get('no_answer', 0)} none) from {burst['processes']} "
+        f"processes; camera output meanwhile {burst['good_output_hz_during']:.1f} Hz"
+    )
+    print(
+        f"camera_info asking a {big_crop['crop_px']} px crop of {big_crop['image']}: node RSS "
+        f"{big_crop['node_rss_mb_before']:.0f} -> peak {big_crop['node_rss_mb_peak']:.0f} MB, "
+        f"{big_crop['outputs']} outputs"
+    )
     print(
         f"node alive: {alive}; log lines written: {len(log_lines)}; RSS {rss_start:.0f} -> {rss_end:.0f} MB; "
         f"load average {result['machine']['load_average_1m']}"

@@ -34,10 +34,20 @@ def _nvs_node(context):
                 ("image", LaunchConfiguration("image")),
                 ("camera_info", LaunchConfiguration("camera_info")),
                 ("target_poses", LaunchConfiguration("target_poses")),
+                *[(name, LaunchConfiguration(name)) for name in OBJECT_INPUTS],
             ],
             output="screen",
         )
     ]
+
+
+# The optional object inputs (docs/node.md, "Isolating the object"): launch argument = topic remap.
+OBJECT_INPUTS = {
+    "mask": "object mask (mono8, same size as the image) from a segmentation node",
+    "depth": "depth image aligned to the colour image (16UC1 mm / 32FC1 m)",
+    "roi": "sensor_msgs/RegionOfInterest around the object",
+    "detections": "vision_msgs/Detection2DArray (where vision_msgs is installed)",
+}
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -52,6 +62,10 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "target_poses", default_value="target_poses", description="PoseArray targets"
             ),
+            *[
+                DeclareLaunchArgument(name, default_value=name, description=description)
+                for name, description in OBJECT_INPUTS.items()
+            ],
             DeclareLaunchArgument(
                 "target_frames", default_value="", description="comma-separated TF optical frames of targets"
             ),

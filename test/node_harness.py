@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+from rcl_interfaces.msg import Log
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
 from tinyldm_ros.conversions import numpy_to_image
@@ -88,6 +89,31 @@ class Harness:
 
         self.client.create_subscription(msg_type, topic, callback, qos or QoSProfile(depth=50))
         return store
+
+    def connect_service(self) -> None:
+        """`self.service`: a synthesize_view client on the client node, once the node offers it."""
+        from tinyldm_ros.srv import SynthesizeView
+
+        self.service = self.client.create_client(SynthesizeView, "synthesize_view")
+        assert self.service.wait_for_service(timeout_sec=10.0), "synthesize_view never appeared"
+
+    def call(self, request, timeout: float = 20.0):
+        """One synthesize_view call through `self.service` (connect_service); its response."""
+        future = self.service.call_async(request)
+        assert wait_for(future.done, timeout), "no response"
+        return future.result()
+
+    def record_log(self) -> list[str]:
+        """The node's /rosout lines from now on (and the few it kept), as they arrive."""
+        lines: list[str] = []
+        name = f"{self.ns.strip('/')}.nvs_node"
+        self.client.create_subscription(
+            Log,
+            "/rosout",
+            lambda m: lines.append(m.msg) if m.name == name else None,
+            QoSProfile(depth=1000, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL),
+        )
+        return lines
 
     def wait_connected(self, publisher, timeout: float = 10.0) -> None:
         assert wait_for(lambda: publisher.get_subscription_count() > 0, timeout), "no DDS match"

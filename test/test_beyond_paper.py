@@ -192,7 +192,7 @@ def test_negative_colour_values_is_a_clear_error(colour_folder: Path, tmp_path: 
     d = json.loads((folder / "model.json").read_text())
     d["colour_values"] = -1
     (folder / "model.json").write_text(json.dumps(d))
-    with pytest.raises(ModelFolderError, match="colour_values must be an integer >= 0"):
+    with pytest.raises(ModelFolderError, match=r"colour_values must be an integer in \[0, 1024\], got -1"):
         load_model_info(folder)
 
 

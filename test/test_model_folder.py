@@ -109,8 +109,21 @@ def test_old_format_without_recorded_command_names_the_generic_command(folder):
 @pytest.mark.parametrize(
     ("changes", "match"),
     [
-        ({"latent_scale": 0.0}, "latent_scale must be > 0"),
-        ({"latent_scale": "1"}, "latent_scale must be a finite number"),
+        ({"latent_scale": 0.0}, r"latent_scale must be a number in \(0, 1e\+06\], got 0.0"),
+        ({"latent_scale": "1"}, "latent_scale must be a number, got '1'"),
+        # json `true` is not 1, and a huge radius or scale overflows into black views
+        ({"latent_scale": True}, "latent_scale must be a number, got True"),
+        ({"latent_scale": 1e300}, r"latent_scale must be a number in \(0, 1e\+06\]"),
+        ({"training_radius": True}, "training_radius must be a number, got True"),
+        ({"training_radius": 1e300}, r"training_radius must be a number in \(0, 1000\]"),
+        ({"training_radius": float("nan")}, "training_radius must be finite"),
+        ({"image_size": True}, "image_size must be an integer, got True"),
+        ({"colour_values": True}, "colour_values must be an integer, got True"),
+        ({"latent_shape": [True, 4, 4]}, "latent_shape must be an integer, got True"),
+        ({"sampler__steps": True}, "sampler.steps must be an integer"),
+        ({"schedule__num_timesteps": "1000"}, "schedule: num_timesteps must be an integer, got '1000'"),
+        ({"schedule__num_timesteps": True}, "schedule: num_timesteps must be an integer, got True"),
+        ({"schedule__beta_start": "0.001"}, "schedule: beta_start must be a number"),
         ({"image_size": -3}, "image_size"),
         ({"latent_shape": [1, 4]}, "latent_shape"),
         ({"prediction_type": "v_prediction"}, "prediction_type"),

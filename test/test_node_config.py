@@ -21,7 +21,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from tinyldm_ros.msg import SynthesizedViews  # noqa: E402
 
-from tinyldm_ros import node_params  # noqa: E402
+from tinyldm_ros import node_params, object_inputs  # noqa: E402
 from tinyldm_ros.demo.source import DemoSource  # noqa: E402
 from tinyldm_ros.node import NvsNode  # noqa: E402
 
@@ -39,7 +39,8 @@ pytestmark = pytest.mark.usefixtures("ros_context")
 def test_params_yaml_is_what_the_node_declares_and_loads() -> None:
     path = REPO / "config" / "nvs.yaml"
     values = yaml.safe_load(path.read_text())["/**"]["ros__parameters"]
-    assert set(values) <= set(node_params.SPECS), set(values) - set(node_params.SPECS)
+    declared = set(node_params.SPECS) | set(object_inputs.SPECS)
+    assert set(values) <= declared, set(values) - declared
     node = NvsNode(
         cli_args=["--ros-args", "--params-file", str(path)],
         parameter_overrides=[Parameter("model_dir", value=str(TINY_MODEL))],
@@ -47,7 +48,8 @@ def test_params_yaml_is_what_the_node_declares_and_loads() -> None:
     try:
         for name, value in values.items():
             if name != "model_dir":
-                assert getattr(node.cfg, name) == value, name
+                cfg = node._objects.cfg if name in object_inputs.SPECS else node.cfg
+                assert getattr(cfg, name) == value, name
         # steps / guidance are left to the model's defaults in the YAML
         assert node.cfg.steps == node.engine.info.sampler.steps
     finally:

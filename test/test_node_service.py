@@ -31,16 +31,9 @@ pytestmark = pytest.mark.usefixtures("ros_context")
 @pytest.fixture
 def harness():
     h = Harness(f"/nvs_srv_{next(_ns)}", orbit_azimuths_deg=[90.0], steps=2, max_pending_requests=2)
-    h.service = h.client.create_client(SynthesizeView, "synthesize_view")
-    assert h.service.wait_for_service(timeout_sec=10.0), "synthesize_view never appeared"
+    h.connect_service()
     yield h
     h.close()
-
-
-def call(h: Harness, request: SynthesizeView.Request, timeout: float = 20.0) -> SynthesizeView.Response:
-    future = h.service.call_async(request)
-    assert wait_for(future.done, timeout), "no response"
-    return future.result()
 
 
 def test_request_with_image_and_poses(harness: Harness) -> None:
@@ -55,7 +48,7 @@ def test_request_with_image_and_poses(harness: Harness) -> None:
         pose.pose.orientation.w = 1.0
         request.target_poses.append(pose)
     request.steps, request.seed = 3, 7
-    response = call(harness, request)
+    response = harness.call(request)
     assert response.success, response.message
     result = response.result
     assert len(result.views) == 2 and result.steps == 3 and result.seed == 7
@@ -63,19 +56,19 @@ def test_request_with_image_and_poses(harness: Harness) -> None:
     assert [p.position.x for p in result.poses] == pytest.approx([0.3, -0.3])
     assert all(v.header.stamp.sec == 42 for v in result.views)
     # Deterministic for a seed: the same call gives the same pixels.
-    again = call(harness, request).result
+    again = harness.call(request).result
     assert all(a.data == b.data for a, b in zip(result.views, again.views, strict=True))
     # The call's own temperature; 0 makes the seed irrelevant. Negative: the node's parameter.
     assert result.temperature == harness.node.cfg.temperature == 1.0
     request.temperature = 0.0
-    cold = [call(harness, request).result]
+    cold = [harness.call(request).result]
     request.seed = 8
-    cold.append(call(harness, request).result)
+    cold.append(harness.call(request).result)
     assert cold[0].temperature == 0.0 and cold[1].seed == 8
     assert all(a.data == b.data for a, b in zip(cold[0].views, cold[1].views, strict=True))
     assert any(a.data != b.data for a, b in zip(cold[0].views, result.views, strict=True))
     request.temperature = 2.0
-    response = call(harness, request)
+    response = harness.call(request)
     assert not response.success and "temperature must be in [0, 1]" in response.message
 
 
@@ -84,7 +77,7 @@ def test_orbit_angles_on_the_latest_image(harness: Harness) -> None:
     assert wait_for(lambda: harness.image_pub.get_subscription_count() > 0)
     sent = harness.publish_image(random_image(), stamp_s=77.0)
     assert wait_for(lambda: harness.node._latest is not None)
-    response = call(harness, SynthesizeView.Request(azimuths_deg=[30.0, 90.0, 180.0]))
+    response = harness.call(SynthesizeView.Request(azimuths_deg=[30.0, 90.0, 180.0]))
     assert response.success, response.message
     result = response.result
     assert result.header.stamp == sent.header.stamp
@@ -98,7 +91,7 @@ def test_orbit_angles_on_the_latest_image(harness: Harness) -> None:
 
 
 def test_errors_are_responses_not_crashes(harness: Harness) -> None:
-    no_image = call(harness, SynthesizeView.Request(azimuths_deg=[10.0]))
+    no_image = harness.call(SynthesizeView.Request(azimuths_deg=[10.0]))
     assert not no_image.success and "no image" in no_image.message
     assert wait_for(lambda: harness.image_pub.get_subscription_count() > 0)
     harness.publish_image(random_image())
@@ -117,10 +110,10 @@ def test_errors_are_responses_not_crashes(harness: Harness) -> None:
     cases["encoding"].image = numpy_to_image(random_image(4, 4), "rgb8")
     cases["encoding"].image.encoding = "yuv422"
     for expected, request in cases.items():
-        response = call(harness, request)
+        response = harness.call(request)
         assert not response.success and expected in response.message, (expected, response.message)
     assert harness.node.stats.requests_failed == len(cases) + 1
-    assert call(harness, SynthesizeView.Request(azimuths_deg=[10.0])).success  # still serving
+    assert harness.call(SynthesizeView.Request(azimuths_deg=[10.0])).success  # still serving
 
 
 def test_concurrent_calls_beyond_the_queue_are_refused_as_busy(harness: Harness) -> None:
@@ -206,7 +199,7 @@ def test_documented_service_calls_work_as_typed(harness: Harness) -> None:
         )
     for text in calls:
         values = yaml.safe_load(text)
-        response = call(harness, _fill(SynthesizeView.Request(), values))
+        response = harness.call(_fill(SynthesizeView.Request(), values))
         if "target_frames" in values and harness.node._targets.tf is None:
             assert not response.success and "tf2_ros" in response.message  # no TF here: says why
         else:

@@ -18,6 +18,7 @@ from training import encode_latents, sample, train_unet, train_vae
 from training.checkpoint import checkpoint_extra, load_checkpoint
 from training.encode_latents import Latents
 from training.nvs import generate, make_context
+from training.run_lock import LOCK_NAME, run_lock
 from training.run_log import read_log
 from training.unet import UNet
 from training.vae import VAE
@@ -293,3 +294,29 @@ def test_colour_conditioned_vae_trains_encodes_evaluates_and_exports(cars: Path,
     engine = Engine(model, provider="cpu", warmup=False)
     assert engine.info.colour_values == 6 and engine.info.latent_shape == [4, 4, 4]
     assert engine.synthesize(np.full((40, 30, 3), 90, np.uint8), np.eye(4)[None]).shape == (1, 32, 32, 3)
+
+
+def test_a_second_training_on_one_out_is_refused_until_the_first_ends(cars: Path, tmp_path: Path, capsys):
+    # Before: both runs on a fresh --out passed the "checkpoint exists" check and wrote into one log.
+    out = tmp_path / "run"
+    common = ["--config", "tiny", "--data", str(cars), "--set", "vae_train.iterations=100000"]
+    cmd = [sys.executable, "-m", "training.train_vae", *common, "--out", str(out), "--no-progress"]
+    first = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        lock = out / LOCK_NAME
+        deadline = time.time() + 60
+        while not (lock.is_file() and lock.read_text()) and time.time() < deadline:
+            assert first.poll() is None, "the first training ended early"
+            time.sleep(0.05)
+        for module in (train_vae, train_unet):
+            with pytest.raises(SystemExit) as e:
+                module.run_cli(module.main, [*common, "--out", str(out), "--no-progress"])
+            assert e.value.code == 2
+            err = capsys.readouterr().err
+            assert f"is in use by another training (train_vae, pid {first.pid}" in err, err
+        assert first.poll() is None  # the first one was left alone
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    with run_lock(out, "test"):  # a killed holder leaves no stale lock behind
+        assert str(os.getpid()) in (out / LOCK_NAME).read_text()

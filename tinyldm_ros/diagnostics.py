@@ -12,11 +12,13 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 
 class RejectedInput(Exception):  # noqa: N818 - not an error of the node: input it refuses
-    """Input the node refuses; `cause` keys the throttled log and the diagnostics counter."""
+    """Input the node refuses; `cause` keys the diagnostics counter and, with `kind` where one cause
+    has several (e.g. image: encoding, size, step, data_length), the throttled log."""
 
-    def __init__(self, cause: str, message: str) -> None:
+    def __init__(self, cause: str, message: str, kind: str = "") -> None:
         super().__init__(message)
         self.cause = cause
+        self.kind = kind
 
 
 class ThrottledLog:
@@ -58,6 +60,7 @@ class NodeStats:
         self.rejected: collections.Counter[str] = collections.Counter()  # bad input by cause
         self.requests = 0
         self.requests_failed = 0
+        self.requests_answered = 0  # below `requests` while calls are pending: none may hang for ever
         self._latency_ms: collections.deque[float] = collections.deque(maxlen=window)
         self._synthesis_ms: collections.deque[float] = collections.deque(maxlen=window)
         self._done_at: collections.deque[float] = collections.deque(maxlen=window)
@@ -97,6 +100,7 @@ class NodeStats:
                 "rejected": sum(self.rejected.values()),
                 "requests": self.requests,
                 "requests_failed": self.requests_failed,
+                "requests_answered": self.requests_answered,
             }
             rejected = dict(self.rejected)
         # Output rate over the last few seconds only, so a stalled node shows 0 soon.

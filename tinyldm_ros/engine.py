@@ -41,6 +41,7 @@ from tinyldm_ros.preprocess import CropBox, postprocess, preprocess
 # ProviderError and gpu_present are part of the engine's API (callers catch / ask them here).
 from tinyldm_ros.providers import PROVIDERS, ProviderError, gpu_present  # noqa: F401
 from tinyldm_ros.sampler_settings import SamplerSettings, SamplerSettingsError
+from tinyldm_ros.view_checks import check_translations, check_views
 
 log = logging.getLogger("tinyldm_ros.engine")
 
@@ -323,6 +324,10 @@ class Engine:
             t0 = time.perf_counter()
             settings = self.settings(steps, guidance, temperature, eta)
             poses = self.check_poses(relative_poses)
+            try:
+                check_translations(poses, self.info.training_radius)
+            except ValueError as e:
+                raise InputError(str(e)) from None
             x_T, step_noise = self.draw_noise(
                 len(poses), settings.steps, seed, settings.eta, settings.temperature
             )
@@ -344,6 +349,7 @@ class Engine:
             denoise_s = max(r[1] for r in results)
             t4 = time.perf_counter()
             out = postprocess(images)
+            check_views(images, out)  # ViewsError: never a black or NaN view as a success
             t5 = time.perf_counter()
             ms = 1e3
             self.last_timing = Timing(

@@ -9,11 +9,11 @@ plain Python and tinyldm_ros.schedule (+ onnxruntime for the ONNX checks), never
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tinyldm_ros.numbers import NumberError, checked_number
 from tinyldm_ros.sampler_settings import SamplerSettings, SamplerSettingsError
 from tinyldm_ros.schedule import TIMESTEP_SPACINGS, ScheduleConfig
 
@@ -22,6 +22,11 @@ MODEL_JSON = "model.json"
 ONNX_FILES = {"encoder": "encoder.onnx", "denoiser": "denoiser.onnx", "decoder": "decoder.onnx"}
 POSE_CONVENTION = "opencv"
 PREDICTION_TYPES = ("epsilon",)
+# Documented ranges (docs/models.md). A radius or scale beyond them overflows float32 in the pose or
+# the latent and gives black views, so the folder is refused instead.
+MAX_IMAGE_SIZE = 4096
+MAX_LATENT_SCALE = 1e6
+MAX_TRAINING_RADIUS = 1e3
 
 
 class ModelFolderError(ValueError):
@@ -149,22 +154,20 @@ class ModelInfo:
         def bad(what: str) -> ModelFolderError:
             return ModelFolderError(f"{source}: {what}")
 
-        if not (isinstance(self.image_size, int) and self.image_size > 0):
-            raise bad(f"image_size must be a positive integer, got {self.image_size!r}")
+        # tinyldm_ros.numbers: the right type (json `true` is not 1), finite, in range, or the field named.
+        try:
+            checked_number("image_size", self.image_size, 1, MAX_IMAGE_SIZE, integer=True)
+            checked_number("colour_values", self.colour_values, 0, 1024, integer=True)
+            if not (isinstance(self.latent_shape, list) and len(self.latent_shape) == 3):
+                raise bad(f"latent_shape must be [C, h, w] positive integers, got {self.latent_shape!r}")
+            for v in self.latent_shape:
+                checked_number("latent_shape", v, 1, MAX_IMAGE_SIZE, integer=True)
+            checked_number("latent_scale", self.latent_scale, 0.0, MAX_LATENT_SCALE, low_open=True)
+            checked_number("training_radius", self.training_radius, 0.0, MAX_TRAINING_RADIUS, low_open=True)
+        except NumberError as e:
+            raise bad(str(e)) from None
         if self.image_channels != 3:
             raise bad(f"image_channels must be 3 (RGB), got {self.image_channels!r}")
-        if not (isinstance(self.colour_values, int) and self.colour_values >= 0):
-            raise bad(f"colour_values must be an integer >= 0, got {self.colour_values!r}")
-        if not (
-            isinstance(self.latent_shape, list)
-            and len(self.latent_shape) == 3
-            and all(isinstance(v, int) and v > 0 for v in self.latent_shape)
-        ):
-            raise bad(f"latent_shape must be [C, h, w] positive integers, got {self.latent_shape!r}")
-        if not (isinstance(self.latent_scale, int | float) and math.isfinite(self.latent_scale)):
-            raise bad(f"latent_scale must be a finite number, got {self.latent_scale!r}")
-        if self.latent_scale <= 0:
-            raise bad(f"latent_scale must be > 0, got {self.latent_scale!r}")
         ctx = self.context
         if ctx.size != self.latent_size + 16:
             raise bad(f"context.size {ctx.size} != latent size {self.latent_size} + 16 pose values")
@@ -179,8 +182,6 @@ class ModelInfo:
             raise bad(f"prediction_type must be one of {PREDICTION_TYPES}, got {self.prediction_type!r}")
         if self.pose_convention != POSE_CONVENTION:
             raise bad(f"pose_convention must be {POSE_CONVENTION!r}, got {self.pose_convention!r}")
-        if not (isinstance(self.training_radius, int | float) and self.training_radius > 0):
-            raise bad(f"training_radius must be > 0, got {self.training_radius!r}")
         if not isinstance(self.schedule, dict):
             raise bad(f"schedule must be an object, got {type(self.schedule).__name__}")
         try:

@@ -7,8 +7,9 @@ worker thread does everything slow (decode, crop, TF lookups with a timeout, the
 Images go through a one-frame slot: a newer frame replaces an unprocessed one (counted as dropped), so
 the node never falls behind the camera. Service calls queue (bounded) beside the slot and go first.
 
-The image's path: its message -> tinyldm_ros.image_preparation (decode, crop, resize) ->
-tinyldm_ros.engine (the model) -> tinyldm_ros.views_message (the SynthesizedViews answer).
+The image's path (tinyldm_ros.view_pipeline): its message -> tinyldm_ros.image_preparation (decode,
+crop, resize; a frame's object inputs from tinyldm_ros.object_inputs) -> tinyldm_ros.engine (the
+model) -> tinyldm_ros.views_message (the SynthesizedViews answer).
 """
 
 # ruff: noqa: E402 - OPENBLAS_NUM_THREADS must be set before numpy loads (ROS messages import it)
@@ -22,12 +23,12 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import dataclasses
 import sys
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
@@ -43,23 +44,14 @@ from tinyldm_ros import node_params
 from tinyldm_ros.conversions import ImageConversionError, check_image
 from tinyldm_ros.diagnostics import NodeStats, RejectedInput, ThrottledLog, diagnostic_array
 from tinyldm_ros.engine import Engine
-from tinyldm_ros.image_preparation import NO_CAMERA_INFO, PreparedImage, prepare_image
-from tinyldm_ros.msg import SynthesizedViews
-from tinyldm_ros.node_params import NodeConfig
+from tinyldm_ros.object_inputs import ObjectInputs
 from tinyldm_ros.package_paths import shipped
-from tinyldm_ros.sampler_settings import SamplerSettings, SamplerSettingsError
+from tinyldm_ros.sampler_settings import SamplerSettings
 from tinyldm_ros.srv import SynthesizeView
-from tinyldm_ros.targets import (
-    Target,
-    TargetError,
-    TargetResolver,
-    stream_target_names,
-    target_transforms,
-    to_model_units,
-)
+from tinyldm_ros.targets import TargetError, TargetResolver, stream_target_names, target_transforms
 from tinyldm_ros.view_outputs import ViewOutputs
+from tinyldm_ros.view_pipeline import ViewPipeline
 from tinyldm_ros.view_service import call_settings, check_target_count, success_message
-from tinyldm_ros.views_message import synthesize_views
 from tinyldm_ros.work_queue import Frame, Request, Warmup, WorkQueue
 
 
@@ -86,7 +78,6 @@ class NvsNode(Node):
 
         self.stats = NodeStats()
         self.log_bad = ThrottledLog(self.get_logger().warning, cfg.log_throttle_s)
-        self._warned_no_camera_info = False
         self._targets = TargetResolver.on(self)
 
         self._queue = WorkQueue()
@@ -101,11 +92,21 @@ class NvsNode(Node):
         image_qos = qos_profile_sensor_data if cfg.image_qos == "sensor_data" else QoSProfile(depth=5)
         self.create_subscription(Image, "image", self._on_image, image_qos)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, image_qos)
+        self._objects = ObjectInputs(self, image_qos)  # mask / depth / roi / detections, optional
+        self._pipeline = ViewPipeline(
+            self.engine, self.provider, self._targets, self._objects, self._bad, self.get_logger().warning
+        )
         self.create_subscription(PoseArray, "target_poses", self._on_target_poses, 5)
         # Reentrant: a call awaiting the worker must not hold up other calls or the image callbacks
         # (an async callback keeps a mutually exclusive group busy until it returns).
+        # A deep request queue: with ROS 2's default (10) a burst loses calls in DDS without any answer;
+        # those that reach the node beyond max_pending_requests get the prompt `busy` instead.
         self.create_service(
-            SynthesizeView, "synthesize_view", self._on_synthesize, callback_group=ReentrantCallbackGroup()
+            SynthesizeView,
+            "synthesize_view",
+            self._on_synthesize,
+            qos_profile=QoSProfile(depth=cfg.service_queue_depth),
+            callback_group=ReentrantCallbackGroup(),
         )
         self._diag_timer = self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
 
@@ -126,7 +127,7 @@ class NvsNode(Node):
         try:
             check_image(msg)  # O(1): a malformed message must never displace a good frame
         except ImageConversionError as e:
-            self._bad("image", f"image from frame {msg.header.frame_id!r} rejected: {e}")
+            self._bad("image", f"image from frame {msg.header.frame_id!r} rejected: {e}", e.cause)
             return
         frame = Frame(msg, self._latest_info, now)
         self._latest = frame
@@ -166,6 +167,7 @@ class NvsNode(Node):
                 f"busy: {pending} requests already pending (max_pending_requests "
                 f"{self.cfg.max_pending_requests}); try again"
             )
+            self.stats.count("requests_answered")
             return response
         success, message, result = await future
         response.success, response.message = success, message
@@ -173,6 +175,7 @@ class NvsNode(Node):
             response.result = result
         if not success:
             self.stats.count("requests_failed")
+        self.stats.count("requests_answered")
         return response
 
     def _validate_parameters(self, params: list[rclpy.parameter.Parameter]) -> SetParametersResult:
@@ -213,9 +216,11 @@ class NvsNode(Node):
         the next frame; the node does it for the counts it knows, call it for others."""
         self.engine.warmup(views, guidance=self.cfg.guidance)  # returns at once when already warm
 
-    def _bad(self, cause: str, message: str) -> None:
+    def _bad(self, cause: str, message: str, kind: str = "") -> None:
+        """Count bad input under `cause`; log it per cause and `kind` (e.g. image: encoding, size,
+        step, data_length), one throttle each, so that every kind of reason is seen."""
         self.stats.reject(cause)
-        self.log_bad(cause, message)
+        self.log_bad(f"{cause}_{kind}" if kind else cause, message)
 
     # ------------------------------------------------------------------ worker thread
 
@@ -230,7 +235,7 @@ class NvsNode(Node):
                     self._queue.pace(self.cfg.max_rate_hz)
                     self._process_frame(job)
             except RejectedInput as e:
-                self._bad(e.cause, str(e))
+                self._bad(e.cause, str(e), e.kind)
             except Exception as e:  # noqa: BLE001 - a bug must not kill the worker; say it loudly
                 if not self.context.ok():
                     return  # Ctrl-C: rclpy shut the context down before destroy_node() stopped us
@@ -248,8 +253,12 @@ class NvsNode(Node):
         header = frame.image.header
         # camera_info travels on its own topic: it may arrive just after the image it belongs to
         info = frame.camera_info or self._latest_info
-        image = self._prepare(frame.image, info, cfg) if views_wanted else None
-        targets = self._targets.stream(header, cfg, self._pose_array, self._bad)
+        image, distance = None, cfg.object_distance
+        if views_wanted:  # depth's distance, the virtual camera's orbit centre (the parameter without)
+            image, distance = self._pipeline.prepare_frame(frame.image, info, cfg)
+        view = image.view if image else None
+        cfg = dataclasses.replace(cfg, object_distance=distance)
+        targets = self._targets.stream(header, cfg, self._pose_array, self._bad, view)
         if not targets:
             raise RejectedInput(
                 "no_targets",
@@ -262,8 +271,8 @@ class NvsNode(Node):
         if not views_wanted:
             return
         settings = SamplerSettings(cfg.steps, cfg.guidance, cfg.temperature, self.engine.info.sampler.eta)
-        result, views = self._synthesize(
-            frame, image, targets, cfg, settings, cfg.seed, cfg.object_distance, start, prepared
+        result, views = self._pipeline.synthesize(
+            frame, image, targets, cfg, settings, cfg.seed, distance, start, prepared
         )
         if self._targets.tf is not None:  # the made-up target frames, so that RViz can place their views
             self._targets.tf.broadcast(target_transforms(header, targets))
@@ -293,70 +302,24 @@ class NvsNode(Node):
             if camera_info is None and frame is self._latest:
                 camera_info = frame.camera_info or self._latest_info
             settings, seed, distance = call_settings(req, cfg, self.engine.info.sampler.eta)
-            image = self._prepare(frame.image, camera_info, cfg)
+            image = self._pipeline.prepare(frame.image, camera_info, cfg)
             check_target_count(req, cfg.max_targets)
             try:
                 targets = self._targets.request(req, frame.image.header, distance, cfg)
             except TargetError as e:
                 raise RejectedInput("bad_request", f"target: {e}") from None
             prepared = time.monotonic()
-            result, _ = self._synthesize(
+            result, _ = self._pipeline.synthesize(
                 frame, image, targets, cfg, settings, seed, distance, start, prepared, wait_from=job.received
             )
             result.total_ms = (time.monotonic() - job.received) * 1e3
             job.future.set_result((True, success_message(result, settings, seed), result))
         except RejectedInput as e:
-            self._bad(e.cause, f"service: {e}")
+            self._bad(e.cause, f"service: {e}", e.kind)
             job.future.set_result((False, f"{e.cause}: {e}", None))
         except Exception as e:  # noqa: BLE001 - the caller gets the reason; the node keeps running
             self.get_logger().error(f"service: unexpected {type(e).__name__}: {e}")
             job.future.set_result((False, f"internal error: {type(e).__name__}: {e}", None))
-
-    def _prepare(self, msg: Image, camera_info: CameraInfo | None, cfg: NodeConfig) -> PreparedImage:
-        """tinyldm_ros.image_preparation, with its refusals and crop fallbacks reported."""
-        try:
-            image = prepare_image(msg, camera_info, self.engine.info.image_size, cfg.training_fov_deg)
-        except ImageConversionError as e:
-            raise RejectedInput("image", f"image from frame {msg.header.frame_id!r}: {e}") from None
-        if image.centre_crop_because == NO_CAMERA_INFO:
-            if not self._warned_no_camera_info:
-                self._warned_no_camera_info = True
-                self.get_logger().warning(
-                    "no camera_info: centre-cropping the image; publish camera_info so the node crops "
-                    "the training camera's field of view around the principal point"
-                )
-        elif image.centre_crop_because:
-            self._bad("camera_info", f"{image.centre_crop_because}; centre-cropping")
-        return image
-
-    def _synthesize(
-        self,
-        frame: Frame,
-        image: PreparedImage,
-        targets: list[Target],
-        cfg: NodeConfig,
-        settings: SamplerSettings,
-        seed: int,
-        distance: float,
-        start: float,
-        prepared: float,
-        wait_from: float | None = None,
-    ) -> tuple[SynthesizedViews, np.ndarray]:
-        """tinyldm_ros.views_message.synthesize_views, its refusals mapped to the node's causes."""
-        rel = np.stack([to_model_units(t.pose, self.engine.info.training_radius, distance) for t in targets])
-        try:
-            result, views = synthesize_views(
-                self.engine, frame.image.header, image, targets, rel, settings, seed, cfg.output_size
-            )
-        except SamplerSettingsError as e:
-            raise RejectedInput("bad_request", str(e)) from None
-        except ValueError as e:
-            raise RejectedInput("engine_input", f"engine refused the input: {e}") from None
-        result.object_distance = float(distance)
-        result.provider = self.provider
-        result.wait_ms = (start - (wait_from if wait_from is not None else frame.received)) * 1e3
-        result.prepare_ms = (prepared - start) * 1e3
-        return result, views
 
     # ------------------------------------------------------------------ lifecycle
 

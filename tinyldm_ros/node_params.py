@@ -17,7 +17,14 @@ from tinyldm_ros.providers import PROVIDERS
 from tinyldm_ros.sampler_settings import SamplerSettings, SamplerSettingsError
 
 # The engine loads these once; changing them means a new engine, i.e. a restart.
-READ_ONLY = ("model_dir", "provider", "intra_op_threads", "engine_workers", "image_qos")
+READ_ONLY = (
+    "model_dir",
+    "provider",
+    "intra_op_threads",
+    "engine_workers",
+    "image_qos",
+    "service_queue_depth",
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,7 @@ class NodeConfig:
     intra_op_threads: int = 1
     engine_workers: int = 0
     image_qos: str = "sensor_data"
+    service_queue_depth: int = 256
     steps: int = 10
     guidance: float = 1.0
     temperature: float = 1.0
@@ -79,6 +87,12 @@ SPECS: dict[str, tuple[str, Any]] = {
         "takes any publisher) or 'reliable' (keep last 5; needs a reliable publisher, and delivers "
         "large images that best-effort DDS can lose between processes). Read at start.",
         None,
+    ),
+    "service_queue_depth": (
+        "Depth of the synthesize_view service's request queue in DDS. ROS 2's default (10) loses the "
+        "calls of a burst beyond it without any answer; with a deep queue every call reaches the node "
+        "and those beyond max_pending_requests are answered 'busy' at once. Read at start.",
+        (1, 100000),
     ),
     "steps": ("DDIM sampling steps (default: the model's). More = slower, often sharper.", (1, 1000)),
     "guidance": ("Classifier-free guidance scale; 1 = off (one denoiser pass per step).", (0.0, 20.0)),
@@ -217,6 +231,14 @@ def validate(cfg: NodeConfig, num_train_timesteps: int) -> str | None:
 
 def updated(cfg: NodeConfig, params: list[Parameter], num_train_timesteps: int) -> NodeConfig:
     """`cfg` with a parameter change applied, or ValueError saying why the change is refused."""
+    deleted = [p.name for p in params if p.type_ == Parameter.Type.NOT_SET]
+    if deleted:
+        # rclpy would undeclare them (`ros2 param delete`): the node would then read them as empty
+        # and refuse every later set as "undeclared" until restarted.
+        raise ValueError(
+            f"{', '.join(deleted)}: the node's parameters cannot be deleted; set an empty list or "
+            "another value instead"
+        )
     changes = {p.name: value_of(p) for p in params if p.name in SPECS}
     for name in changes:
         if name in READ_ONLY:

@@ -1,4 +1,4 @@
-"""The one place images are prepared for the model (numpy only; used by the SRN reader, engine, node).
+"""The one place images are prepared for the model (numpy + OpenCV; used by the SRN reader, engine, node).
 
     image of any size / aspect / dtype / channel count
       -> square crop (centre crop, or a square of a given side around a given point)
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
 CropBox = tuple[int, int, int]  # (x0, y0, side) in pixels of the source image
@@ -96,9 +97,14 @@ def crop(image: np.ndarray, box: CropBox) -> np.ndarray:
 @lru_cache(maxsize=64)
 def _area_weights(n_in: int, n_out: int) -> np.ndarray:
     """(n_out, n_in) matrix: output pixel j averages input [j*s, (j+1)*s), s = n_in / n_out."""
+    return _area_weights_of(n_in, n_out, 0, n_in)
+
+
+def _area_weights_of(n_in: int, n_out: int, i0: int, i1: int) -> np.ndarray:
+    """Columns i0:i1 of _area_weights(n_in, n_out), without building the others."""
     s = n_in / n_out
     j = np.arange(n_out)[:, None]
-    i = np.arange(n_in)[None, :]
+    i = np.arange(i0, i1)[None, :]
     overlap = np.minimum((j + 1) * s, i + 1) - np.maximum(j * s, i)
     w = np.clip(overlap, 0.0, None) / s
     return w.astype(np.float32)
@@ -106,7 +112,9 @@ def _area_weights(n_in: int, n_out: int) -> np.ndarray:
 
 def area_resize(image: np.ndarray, size: int) -> np.ndarray:
     """Box-filter resize of a float HxWxC image to size x size (each output pixel is the exact mean of
-    the source area it covers; anti-aliased when shrinking).  Integer factors use a reshape-mean."""
+    the source area it covers; anti-aliased when shrinking). Shrinking is OpenCV's INTER_AREA, which
+    is that mean; OpenCV's INTER_AREA interpolates when enlarging, so enlarging (tiny images) uses the
+    exact area weights here."""
     image = _as_hwc(image)
     size = int(size)
     if size <= 0:
@@ -114,12 +122,10 @@ def area_resize(image: np.ndarray, size: int) -> np.ndarray:
     h, w, c = image.shape
     if (h, w) == (size, size):
         return image.astype(np.float32, copy=False)
-    if h % size == 0 and w % size == 0:
-        kh, kw = h // size, w // size
-        # Sum rows then columns over contiguous memory, accumulating in float32 without a copy.
-        rows = image.reshape(size, kh, w * c).sum(axis=1, dtype=np.float32)
-        return rows.reshape(size, size, kw, c).sum(axis=2) * np.float32(1.0 / (kh * kw))
     x = image.astype(np.float32, copy=False)
+    if h >= size and w >= size and c <= 4:
+        out = cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA)
+        return out.reshape(size, size, c)  # OpenCV drops a single channel's axis
     rows = _area_weights(h, size) @ x.reshape(h, w * c)  # (size, w*c)
     rows = rows.reshape(size, w, c).transpose(0, 2, 1)  # (size, c, w)
     return np.ascontiguousarray((rows @ _area_weights(w, size).T).transpose(0, 2, 1))  # (size, size, c)
@@ -130,12 +136,38 @@ def crop_and_resize(image: np.ndarray, size: int, box: CropBox | None = None) ->
     image = _as_hwc(image)
     if box is None:
         box = centre_crop_box(*image.shape[:2])
+    x0, y0, side = box
+    if x0 < 0 or y0 < 0 or x0 + side > image.shape[1] or y0 + side > image.shape[0]:
+        return _padded_crop_and_resize(image, size, box)
     image = crop(image, box)
     if image.shape[2] == 4 or image.dtype not in (np.uint8, np.uint16):
         # Alpha compositing and float clipping are not linear: apply them before averaging.
         return area_resize(to_float_rgb(image), size)
     # Gray/RGB integers: averaging commutes with the scaling, so shrink first (the hot path).
     return to_float_rgb(area_resize(image, size).astype(np.float32) * np.float32(1.0 / _white(image.dtype)))
+
+
+def _padded_crop_and_resize(image: np.ndarray, size: int, box: CropBox) -> np.ndarray:
+    """crop_and_resize of a box that reaches past the image, without building the box: the white
+    padding adds a known constant per output pixel, so only the image's part is averaged. Time and
+    memory follow the image, not the box (a long-focal camera_info can ask for a box 4x the image)."""
+    x0, y0, side = box
+    h, w = image.shape[:2]
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, w), min(y0 + side, h)
+    if sx1 <= sx0 or sy1 <= sy0:
+        return np.ones((int(size), int(size), 3), np.float32)
+    region = image[sy0:sy1, sx0:sx1]
+    if region.shape[2] == 4 or region.dtype not in (np.uint8, np.uint16):
+        region = to_float_rgb(region)  # alpha / clipping first, as in crop_and_resize
+    else:
+        region = region.astype(np.float32) * np.float32(1.0 / _white(region.dtype))
+    wy = _area_weights_of(side, size, sy0 - y0, sy1 - y0)  # (size, rows in the image)
+    wx = _area_weights_of(side, size, sx0 - x0, sx1 - x0)  # (size, cols in the image)
+    rh, rw, c = region.shape
+    rows = (wy @ region.reshape(rh, rw * c)).reshape(size, rw, c).transpose(0, 2, 1)
+    out = (rows @ wx.T).transpose(0, 2, 1)  # (size, size, c): the image's share of each pixel
+    out += (1.0 - np.outer(wy.sum(axis=1), wx.sum(axis=1)))[:, :, None].astype(np.float32)  # white
+    return to_float_rgb(np.ascontiguousarray(out, dtype=np.float32))
 
 
 def preprocess(image: np.ndarray, size: int, box: CropBox | None = None) -> np.ndarray:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinyldm_ros.numbers import is_number
+
 
 class SamplerSettingsError(ValueError):
     """A sampler setting is invalid; `field` names it (steps, guidance, temperature or eta)."""
@@ -19,10 +21,6 @@ class SamplerSettingsError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
-
-
-def _is_number(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
 
 
 @dataclass(frozen=True)
@@ -48,13 +46,13 @@ class SamplerSettings:
             raise SamplerSettingsError(
                 "steps", f"steps must be an integer in [1, {T}] (the trained timesteps), got {steps!r}"
             )
-        if not _is_number(self.guidance):
+        if not is_number(self.guidance):
             raise SamplerSettingsError("guidance", f"guidance must be a number, got {self.guidance!r}")
         if not math.isfinite(self.guidance) or self.guidance < 0:
             raise SamplerSettingsError("guidance", f"guidance must be finite and >= 0, got {self.guidance!r}")
         for name in ("temperature", "eta"):
             value = getattr(self, name)
-            if not _is_number(value):
+            if not is_number(value):
                 raise SamplerSettingsError(name, f"{name} must be a number, got {value!r}")
             if not 0.0 <= value <= 1.0:  # also refuses NaN
                 raise SamplerSettingsError(name, f"{name} must be in [0, 1], got {value!r}")

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from tinyldm_ros.numbers import checked_number
+
 Array = TypeVar("Array")  # numpy.ndarray or torch.Tensor: the maths below is written for both
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "cosine")
@@ -42,8 +44,10 @@ class ScheduleConfig:
     def __post_init__(self) -> None:
         if self.beta_schedule not in BETA_SCHEDULES:
             raise ValueError(f"beta_schedule must be one of {BETA_SCHEDULES}, got {self.beta_schedule!r}")
-        if self.num_timesteps < 1:
-            raise ValueError(f"num_timesteps must be >= 1, got {self.num_timesteps}")
+        checked_number("num_timesteps", self.num_timesteps, 1, 100_000, integer=True)
+        checked_number("beta_start", self.beta_start)
+        checked_number("beta_end", self.beta_end)
+        checked_number("cosine_s", self.cosine_s)
         if not 0.0 < self.beta_start <= self.beta_end < 1.0:
             raise ValueError(f"need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}")
 

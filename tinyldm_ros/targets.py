@@ -142,8 +142,11 @@ def orbit_name(azimuth_deg: float, elevation_deg: float) -> str:
     return f"orbit_az{fmt(azimuth_deg)}_el{fmt(elevation_deg)}"
 
 
-def orbit_targets(azimuths_deg, elevations_deg, object_distance: float, up=None) -> list[Target]:
-    """Targets on a sphere around the object centre `object_distance` ahead of the input camera.
+def orbit_targets(
+    azimuths_deg, elevations_deg, object_distance: float, up=None, view: np.ndarray | None = None
+) -> list[Target]:
+    """Targets on a sphere around the object centre `object_distance` ahead of the input camera (or
+    of `view`, the virtual camera aimed at the object: tinyldm_ros.virtual_camera).
 
     elevations_deg: empty -> 0 for all, one value -> for all, else one per azimuth.
     up: the world's up direction in the input camera's frame; None = the camera's own up, which
@@ -162,7 +165,7 @@ def orbit_targets(azimuths_deg, elevations_deg, object_distance: float, up=None)
     if not (np.all(np.isfinite(az)) and np.all(np.isfinite(el))):
         raise TargetError("orbit angles contain NaN or infinite values")
     try:
-        poses = orbit_poses(np.eye(4), object_distance, az, el, up)
+        poses = orbit_poses(np.eye(4) if view is None else view, object_distance, az, el, up)
     except ValueError as e:
         raise TargetError(str(e)) from None
     return [
@@ -276,9 +279,11 @@ class TargetResolver:
         cfg: NodeConfig,
         pose_array: PoseArray | None,
         skip: Callable[[str, str], None],
+        view: np.ndarray | None = None,
     ) -> list[Target]:
-        """TF frames, the latest target_poses and the orbit parameters; a bad one is reported to
-        skip(cause, message) and left out, and at most max_targets are kept."""
+        """TF frames, the latest target_poses and the orbit parameters (around the object ahead of
+        `view`, the virtual camera, if given); a bad one is reported to skip(cause, message) and left
+        out, and at most max_targets are kept."""
         targets: list[Target] = []
         for frame_id in cfg.target_frames:
             try:
@@ -297,7 +302,7 @@ class TargetResolver:
             try:
                 up = self.orbit_up(header, cfg)
                 targets += orbit_targets(
-                    cfg.orbit_azimuths_deg, cfg.orbit_elevations_deg, cfg.object_distance, up
+                    cfg.orbit_azimuths_deg, cfg.orbit_elevations_deg, cfg.object_distance, up, view
                 )
             except TargetError as e:
                 skip("orbit", f"orbit targets skipped: {e}")

@@ -4,20 +4,31 @@ the call like a camera frame (tinyldm_ros.node)."""
 
 from __future__ import annotations
 
-import math
-
 from tinyldm_ros.diagnostics import RejectedInput
 from tinyldm_ros.msg import SynthesizedViews
-from tinyldm_ros.node_params import NodeConfig
+from tinyldm_ros.node_params import SPECS, NodeConfig
+from tinyldm_ros.numbers import NumberError, checked_number
 from tinyldm_ros.sampler_settings import SamplerSettings
 from tinyldm_ros.srv import SynthesizeView
+
+OBJECT_DISTANCE_M = SPECS["object_distance"][1]  # a call's distance has the parameter's range
 
 
 def call_settings(
     req: SynthesizeView.Request, cfg: NodeConfig, eta: float
 ) -> tuple[SamplerSettings, int, float]:
     """(sampler settings, seed, object_distance) of a call: a value <= 0 (< 0 where 0 is valid) means
-    the node's parameter. The engine checks the settings; eta is the model's."""
+    the node's parameter. A NaN or infinite field, or an object_distance outside the parameter's
+    range, is refused naming the field (NaN compares false and would silently become the default).
+    The engine checks the settings; eta is the model's."""
+    try:
+        for name in ("guidance", "temperature", "object_distance"):
+            checked_number(name, getattr(req, name))
+        distance = cfg.object_distance
+        if req.object_distance > 0:
+            distance = checked_number("object_distance", req.object_distance, *OBJECT_DISTANCE_M)
+    except NumberError as e:
+        raise RejectedInput("bad_request", str(e)) from None
     settings = SamplerSettings(
         req.steps if req.steps > 0 else cfg.steps,
         float(req.guidance) if req.guidance >= 0 else cfg.guidance,
@@ -25,9 +36,6 @@ def call_settings(
         eta,
     )
     seed = req.seed if req.seed >= 0 else cfg.seed
-    distance = req.object_distance if req.object_distance > 0 else cfg.object_distance
-    if not math.isfinite(distance):
-        raise RejectedInput("bad_request", "object_distance must be finite")
     return settings, seed, distance
 
 

@@ -131,11 +131,19 @@ class TinyRenderer:
             pb.changeVisualShape(body, -1, textureUniqueId=texture, rgbaColor=p.rgba, physicsClientId=c)
         return body
 
-    def render(self, c2w: np.ndarray, cam: Camera, with_mask: bool = False, light: dict | None = None):
+    def render(
+        self,
+        c2w: np.ndarray,
+        cam: Camera,
+        with_mask: bool = False,
+        light: dict | None = None,
+        with_depth: bool = False,
+    ):
         """uint8 (H, W, 3) RGB on a white background; with_mask also returns the (H, W) int body-id
-        mask (-1 = background). `light`: pybullet light arguments (default: the procedural sets')."""
-        flags = 0 if with_mask else pb.ER_NO_SEGMENTATION_MASK
-        _, _, rgba, _, seg = pb.getCameraImage(
+        mask (-1 = background), with_depth then the (H, W) float32 z-depth in scene units (inf where
+        nothing is hit). `light`: pybullet light arguments (default: the procedural sets')."""
+        flags = 0 if (with_mask or with_depth) else pb.ER_NO_SEGMENTATION_MASK
+        _, _, rgba, zbuffer, seg = pb.getCameraImage(
             cam.width,
             cam.height,
             viewMatrix=opencv_to_gl_view(c2w),
@@ -154,6 +162,12 @@ class TinyRenderer:
             **(_LIGHT if light is None else light),
         )
         rgb = np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)[:, :, :3]
-        if not with_mask:
+        if not (with_mask or with_depth):
             return np.ascontiguousarray(rgb)
-        return np.ascontiguousarray(rgb), np.asarray(seg).reshape(cam.height, cam.width)
+        seg = np.asarray(seg).reshape(cam.height, cam.width)
+        if not with_depth:
+            return np.ascontiguousarray(rgb), seg
+        # OpenGL's non-linear depth buffer in [0, 1] -> metric z along the optical axis
+        zb = np.asarray(zbuffer, dtype=np.float64).reshape(cam.height, cam.width)
+        z = _FAR * _NEAR / (_FAR - (_FAR - _NEAR) * zb)
+        return np.ascontiguousarray(rgb), seg, np.where(seg >= 0, z, np.inf).astype(np.float32)

@@ -35,6 +35,7 @@ from training.encode_latents import Latents
 from training.errors import UserError
 from training.grid import image_grid, to_uint8
 from training.nvs import generate, make_context
+from training.run_lock import run_lock
 from training.sampler import DDPMScheduler
 from training.trainer import Stage, seed_init
 from training.unet import UNet
@@ -152,29 +153,30 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = p.parse_args(argv)
     apply_threads(args)
-    stage_dir = args.out / "unet"
-    cfg = stage_config(args, stage_dir)
-    latents = Latents(args.latents or args.out / "latents.safetensors")
-    if args.resume:
-        check_resume_latents(stage_dir / "checkpoint.safetensors", latents)
-    info = setup(args.ddp, args.device)
-    try:
-        vae = None
-        if info.is_main and cfg.unet_train.sample_every:
-            vae = load_decoder(args.vae or Path(latents.meta.get("vae_checkpoint", "")), info.device)
-        stage = build_stage(cfg, latents, info, vae)
-        if info.is_main:
-            write_config(cfg, stage_dir)
-            z, _, offs = latents.split(cfg.data.train_split)
-            print(
-                f"UNet {stage.extra['params']:,} params | {len(offs) - 1} objects, {len(z)} views, "
-                f"latent_scale {latents.latent_scale:.4g} | {cfg.unet_train.iterations} iterations, "
-                f"batch {cfg.unet_train.batch_size} | device {info.device}"
-                + (f" x{info.world_size} (DDP)" if info.ddp else "")
-            )
-        run_stage(stage, cfg, stage_dir, info, args, "UNet")
-    finally:
-        teardown(info)
+    with run_lock(args.out, "train_unet"):  # a second training on this --out is refused
+        stage_dir = args.out / "unet"
+        cfg = stage_config(args, stage_dir)
+        latents = Latents(args.latents or args.out / "latents.safetensors")
+        if args.resume:
+            check_resume_latents(stage_dir / "checkpoint.safetensors", latents)
+        info = setup(args.ddp, args.device)
+        try:
+            vae = None
+            if info.is_main and cfg.unet_train.sample_every:
+                vae = load_decoder(args.vae or Path(latents.meta.get("vae_checkpoint", "")), info.device)
+            stage = build_stage(cfg, latents, info, vae)
+            if info.is_main:
+                write_config(cfg, stage_dir)
+                z, _, offs = latents.split(cfg.data.train_split)
+                print(
+                    f"UNet {stage.extra['params']:,} params | {len(offs) - 1} objects, {len(z)} views, "
+                    f"latent_scale {latents.latent_scale:.4g} | {cfg.unet_train.iterations} iterations, "
+                    f"batch {cfg.unet_train.batch_size} | device {info.device}"
+                    + (f" x{info.world_size} (DDP)" if info.ddp else "")
+                )
+            run_stage(stage, cfg, stage_dir, info, args, "UNet")
+        finally:
+            teardown(info)
 
 
 def cli() -> None:

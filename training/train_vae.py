@@ -24,6 +24,7 @@ from training.config import TrainConfig
 from training.distributed import DistInfo, setup, teardown
 from training.grid import image_grid, to_uint8
 from training.onnx_weights import vae_state_from_model_folder
+from training.run_lock import run_lock
 from training.trainer import Stage, seed_init
 from training.vae import VAE, count_parameters, vae_loss
 from training.views import DataError, EpochOrder, ViewSet, load_views, to_model_range
@@ -107,26 +108,27 @@ def main(argv: list[str] | None = None) -> None:
     add_run_args(p)
     args = p.parse_args(argv)
     apply_threads(args)
-    stage_dir = args.out / "vae"
-    cfg = stage_config(args, stage_dir)
-    info = setup(args.ddp, args.device)
-    try:
-        d = cfg.data
-        views = load_views(
-            d.root, d.train_split, d.image_size, d.max_instances, progress=not args.no_progress
-        )
-        if info.is_main:
-            write_config(cfg, stage_dir)
-            print(
-                f"VAE {count_parameters(VAE(cfg.vae)):,} params | {len(views.names)} objects, "
-                f"{views.num_views} views | {cfg.vae_train.iterations} iterations, "
-                f"batch {cfg.vae_train.batch_size} | device {info.device}"
-                + (f" x{info.world_size} (DDP)" if info.ddp else "")
+    with run_lock(args.out, "train_vae"):  # a second training on this --out is refused
+        stage_dir = args.out / "vae"
+        cfg = stage_config(args, stage_dir)
+        info = setup(args.ddp, args.device)
+        try:
+            d = cfg.data
+            views = load_views(
+                d.root, d.train_split, d.image_size, d.max_instances, progress=not args.no_progress
             )
-        stage = build_stage(cfg, views, info, preview_views(cfg, views, progress=not args.no_progress))
-        run_stage(stage, cfg, stage_dir, info, args, "VAE")
-    finally:
-        teardown(info)
+            if info.is_main:
+                write_config(cfg, stage_dir)
+                print(
+                    f"VAE {count_parameters(VAE(cfg.vae)):,} params | {len(views.names)} objects, "
+                    f"{views.num_views} views | {cfg.vae_train.iterations} iterations, "
+                    f"batch {cfg.vae_train.batch_size} | device {info.device}"
+                    + (f" x{info.world_size} (DDP)" if info.ddp else "")
+                )
+            stage = build_stage(cfg, views, info, preview_views(cfg, views, progress=not args.no_progress))
+            run_stage(stage, cfg, stage_dir, info, args, "VAE")
+        finally:
+            teardown(info)
 
 
 def cli() -> None:
