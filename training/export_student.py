@@ -70,7 +70,38 @@ def export_student(student_ckpt: Path, model: Path, tol: float = 1e-4, command: 
     )
     save_model_info(info, model)
     validate_model_folder(model)
+    write_card_section(model, info)
     return worst
+
+
+CARD_MARK = "## One-step sampler"
+
+
+def write_card_section(model: Path, info) -> None:
+    """The model card's section on the student (replaced on re-export)."""
+    card = model / "README.md"
+    text = card.read_text() if card.is_file() else ""
+    text = text.split(CARD_MARK)[0].rstrip() + "\n\n"
+    o, s = info.one_step, info.sampler
+    val = o.metrics.get("val", {})
+    lines = [
+        CARD_MARK,
+        "",
+        f"`{o.file}`: a {o.student_parameters:,}-parameter MLP distilled ({o.method}, {o.iterations:,} updates) "
+        f"from this folder's DDIM-{s.steps} at guidance {s.guidance:g}, temperature 0. The engine runs it for "
+        "calls at those default settings (one network call instead of "
+        f"{s.steps}); any other steps, guidance, temperature or eta, or `sampler='ddim'`, runs DDIM.",
+    ]
+    if val:
+        lines += [
+            "",
+            f"Held-out val pairs ({val['pairs']}): student vs teacher views PSNR "
+            f"{val['student_vs_teacher']['psnr']:.2f} dB; against the true views student "
+            f"{val['student_vs_truth']['psnr']:.2f} dB / CIEDE2000 {val['student_vs_truth']['ciede2000']:.2f}, "
+            f"teacher {val['teacher_vs_truth']['psnr']:.2f} dB / {val['teacher_vs_truth']['ciede2000']:.2f}.",
+        ]
+    lines += ["", f"Made by: `{o.command}`", ""]
+    card.write_text(text + "\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> None:
