@@ -2,7 +2,8 @@
 
 A model folder (`models/<name>/`) holds `encoder.onnx`, `denoiser.onnx`, `decoder.onnx`,
 `model.json` and a model card `README.md`; a folder whose default sampler is `one_step` also holds
-the distilled one-step sampler (`one_step.onnx`, named by model.json's `one_step.file`). Training writes it (`python -m training.export`), the
+the distilled one-step sampler (`one_step.onnx`, named by model.json's `one_step.file`).
+Training writes it (`python -m training.export`, `training.export_student`), the
 runtime reads it. This module is the single source of truth for what a valid folder is; it needs
 plain Python and tinyldm_ros.schedule (+ onnxruntime for the ONNX checks), never torch.
 """

@@ -146,9 +146,9 @@ def distill(cfg: DistillConfig, out: Path, resume: bool, progress: bool, until: 
 
     losses = []
     while step < stop:
-        if stages is not None and step % stage_len == 0 and step // stage_len < stages.count:
-            if stages.enter(step // stage_len, student):
-                opt = torch.optim.AdamW(student.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        new_stage = stages is not None and step % stage_len == 0 and step // stage_len < stages.count
+        if new_stage and stages.enter(step // stage_len, student):
+            opt = torch.optim.AdamW(student.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         idx = rng.integers(len(train_pairs.context), size=t.batch_size)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg, stage_len)
@@ -193,7 +193,8 @@ def distill(cfg: DistillConfig, out: Path, resume: bool, progress: bool, until: 
         v = metrics["val"]
         print(
             f"val ({v['pairs']} pairs): latent RMSE {v['latent_rmse']:.4f}; PSNR vs teacher "
-            f"{v['student_vs_teacher']['psnr']:.2f} dB; vs truth student {v['student_vs_truth']['psnr']:.2f} / "
+            f"{v['student_vs_teacher']['psnr']:.2f} dB; vs truth student "
+            f"{v['student_vs_truth']['psnr']:.2f} / "
             f"teacher {v['teacher_vs_truth']['psnr']:.2f} dB"
         )
     print(f"student checkpoint: {ckpt_path}")

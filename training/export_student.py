@@ -87,8 +87,9 @@ def write_card_section(model: Path, info) -> None:
     lines = [
         CARD_MARK,
         "",
-        f"`{o.file}`: a {o.student_parameters:,}-parameter MLP distilled ({o.method}, {o.iterations:,} updates) "
-        f"from this folder's DDIM-{s.steps} at guidance {s.guidance:g}, temperature 0. The engine runs it for "
+        f"`{o.file}`: a {o.student_parameters:,}-parameter MLP distilled ({o.method}, "
+        f"{o.iterations:,} updates) from this folder's DDIM-{s.steps} at guidance {s.guidance:g}, "
+        "temperature 0. The engine runs it for "
         "calls at those default settings (one network call instead of "
         f"{s.steps}); any other steps, guidance, temperature or eta, or `sampler='ddim'`, runs DDIM.",
     ]
@@ -97,8 +98,9 @@ def write_card_section(model: Path, info) -> None:
             "",
             f"Held-out val pairs ({val['pairs']}): student vs teacher views PSNR "
             f"{val['student_vs_teacher']['psnr']:.2f} dB; against the true views student "
-            f"{val['student_vs_truth']['psnr']:.2f} dB / CIEDE2000 {val['student_vs_truth']['ciede2000']:.2f}, "
-            f"teacher {val['teacher_vs_truth']['psnr']:.2f} dB / {val['teacher_vs_truth']['ciede2000']:.2f}.",
+            f"{val['student_vs_truth']['psnr']:.2f} dB / CIEDE2000 "
+            f"{val['student_vs_truth']['ciede2000']:.2f}, teacher {val['teacher_vs_truth']['psnr']:.2f} dB / "
+            f"{val['teacher_vs_truth']['ciede2000']:.2f}.",
         ]
     lines += ["", f"Made by: `{o.command}`", ""]
     card.write_text(text + "\n".join(lines))
