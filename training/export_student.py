@@ -113,14 +113,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tol", type=float, default=1e-4)
     p.add_argument("--distill-command", default="", help="the training.distill command, for the record")
     args = p.parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    if "--distill-command" in given:  # recorded on its own, not inside the export command
+        k = given.index("--distill-command")
+        del given[k : k + 2]
     command = " ; ".join(
-        filter(
-            None,
-            [
-                args.distill_command,
-                "python -m training.export_student " + shlex.join(sys.argv[1:] if argv is None else argv),
-            ],
-        )
+        filter(None, [args.distill_command, "python -m training.export_student " + shlex.join(given)])
     )
     worst = export_student(args.student, args.model, args.tol, command)
     print(f"one_step.onnx -> {args.model} (max abs diff vs torch {max(worst.values()):.2e})")
