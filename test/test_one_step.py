@@ -67,6 +67,24 @@ def distilled(tmp_path_factory):
     return teacher, student, run
 
 
+def test_int8_decoder_serves_the_one_step_path_only(distilled, tmp_path):
+    from training.export_student import main as export
+
+    teacher, _, run = distilled
+    folder = tmp_path / "int8"
+    shutil.copytree(teacher, folder)
+    export(["--student", str(run / "checkpoint.safetensors"), "--model", str(folder), "--int8-decoder"])
+    info = load_model_info(folder)
+    assert info.one_step.decoder == "decoder_int8.onnx"
+    assert info.one_step.verification["decoder_int8/psnr_vs_float_db"] >= 35.0
+    image = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    poses = np.repeat(np.eye(4)[None], 2, axis=0)
+    eng, ref = Engine(folder, workers=1), Engine(teacher, workers=1)
+    eng.synthesize(image, poses)
+    assert eng.specialised.count(("one_step_decoder", 2)) == 1
+    np.testing.assert_array_equal(eng.synthesize(image, poses, sampler="ddim"), ref.synthesize(image, poses))
+
+
 def test_distillation_learns_the_teacher(distilled):
     _, _, run = distilled
     metrics = json.loads((run / "metrics.json").read_text())

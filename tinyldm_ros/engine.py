@@ -210,7 +210,7 @@ class Engine:
         with self._lock:
             return self._decode(z, colour)
 
-    def _decode(self, z: np.ndarray, colour: np.ndarray | None) -> np.ndarray:
+    def _decode(self, z: np.ndarray, colour: np.ndarray | None, role: str = "decoder") -> np.ndarray:
         """decode() without the lock: its caller holds it (or is one of that caller's workers)."""
         latent = np.ascontiguousarray(z / np.float32(self.info.latent_scale), dtype=np.float32)
         feeds = {"latent": latent}
@@ -223,7 +223,7 @@ class Engine:
             if colour.shape[0] != latent.shape[0]:
                 colour = np.broadcast_to(colour, (latent.shape[0], self.info.colour_values))
             feeds["colour"] = np.ascontiguousarray(colour)
-        return self._ort.run("decoder", feeds)
+        return self._ort.run(role, feeds)
 
     def make_context(self, z_cond: np.ndarray, poses: np.ndarray) -> np.ndarray:
         """Context rows concat(z_cond.flatten(), pose.flatten()) for each target pose, float32 (N, K)."""
@@ -288,7 +288,11 @@ class Engine:
         t0 = time.perf_counter()
         z0 = self._denoise(work, worker)
         t1 = time.perf_counter()
-        return self._decode(z0, work.colour), t1 - t0
+        return self._decode(z0, work.colour, self._decoder_role(work.sampler)), t1 - t0
+
+    def _decoder_role(self, sampler: str) -> str:
+        """The one-step path may have its own (e.g. int8) decoder, model.json one_step.decoder."""
+        return "one_step_decoder" if sampler == "one_step" and self.info.one_step.decoder else "decoder"
 
     def synthesize(
         self,
@@ -366,6 +370,7 @@ class Engine:
             self._ort.has_buffers(len(g), cfg, w)
             and self._ort.has("decoder", len(g))
             and (not student or self._ort.has("one_step", len(g)))
+            and self._ort.has(self._decoder_role("one_step" if student else "ddim"), len(g))
             for w, g in enumerate(self._groups(views))
         )
 

@@ -74,6 +74,9 @@ class OneStepInfo:
     context to the sample z0 of DDIM at the folder's default sampler settings (temperature 0)."""
 
     file: str = "one_step.onnx"
+    # "": the one-step path decodes with decoder.onnx; else this file (same contract), e.g. an int8
+    # quantisation of it that only the one-step path uses (DDIM calls keep decoder.onnx)
+    decoder: str = ""
     method: str = ""  # how it was distilled: "regression" or "progressive"
     iterations: int = 0
     student_parameters: int = 0
@@ -134,7 +137,10 @@ class ModelInfo:
 
     def onnx_files(self) -> dict[str, str]:
         """Role -> file name of every graph the folder must hold."""
-        return {**ONNX_FILES, **({"one_step": self.one_step.file} if self.one_step else {})}
+        files = {**ONNX_FILES, **({"one_step": self.one_step.file} if self.one_step else {})}
+        if self.one_step and self.one_step.decoder:
+            files["one_step_decoder"] = self.one_step.decoder
+        return files
 
     @property
     def latent_size(self) -> int:
@@ -231,6 +237,9 @@ class ModelInfo:
                 isinstance(f, str) and f.endswith(".onnx") and "/" not in f and f not in ONNX_FILES.values()
             ):
                 raise bad(f"one_step.file must be a new .onnx file name in the folder, got {f!r}")
+            d = self.one_step.decoder
+            if d and not (isinstance(d, str) and d.endswith(".onnx") and "/" not in d and d != f):
+                raise bad(f"one_step.decoder must be '' or a .onnx file name in the folder, got {d!r}")
         if s.spacing not in TIMESTEP_SPACINGS:
             raise bad(f"sampler.spacing must be one of {TIMESTEP_SPACINGS}, got {s.spacing!r}")
 
@@ -252,6 +261,10 @@ class ModelInfo:
             ),
             "decoder": ([("latent", f32, [None, C, h, w]), *colour], [("image", f32, [None, 3, S, S])]),
             "one_step": ([("context", f32, [None, self.context.size])], [("latent", f32, [None, C, h, w])]),
+            "one_step_decoder": (
+                [("latent", f32, [None, C, h, w]), *colour],
+                [("image", f32, [None, 3, S, S])],
+            ),
         }
 
 

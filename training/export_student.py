@@ -29,7 +29,9 @@ from training.export import export_onnx
 from training.student import OneStep, one_step
 
 
-def export_student(student_ckpt: Path, model: Path, tol: float = 1e-4, command: str = "") -> dict:
+def export_student(
+    student_ckpt: Path, model: Path, tol: float = 1e-4, command: str = "", int8_decoder: bool = False
+) -> dict:
     import onnxruntime as ort
 
     info = load_model_info(model)
@@ -55,11 +57,24 @@ def export_student(student_ckpt: Path, model: Path, tol: float = 1e-4, command: 
                 f"one_step.onnx differs from the torch student by {max(worst.values()):.2e} > {tol}"
             )
         (model / "one_step.onnx").write_bytes(path.read_bytes())
+    decoder = ""
+    if int8_decoder:
+        from training.distill_data import Pairs
+        from training.quantize_decoder import quantize_decoder
+
+        val = Pairs.load(student_ckpt.parent / "pairs_val.npz")
+        latents = (val.teacher / np.float32(info.latent_scale)).astype(np.float32)
+        decoder = "decoder_int8.onnx"
+        psnr = quantize_decoder(model, info, latents, val.colour.astype(np.float32), model / decoder)
+        worst["decoder_int8/psnr_vs_float_db"] = float(psnr)
+        if psnr < 35.0:
+            raise UserError(f"the int8 decoder's views are {psnr:.1f} dB from the float decoder's (< 35 dB)")
     metrics_file = student_ckpt.parent / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     info.sampler.name = "one_step"
     info.one_step = OneStepInfo(
         file="one_step.onnx",
+        decoder=decoder,
         method=cfg.train.method,
         iterations=int(meta["step"]),
         student_parameters=sum(p.numel() for p in student.parameters()),
@@ -111,6 +126,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--student", type=Path, required=True, help="training.distill checkpoint")
     p.add_argument("--model", type=Path, required=True, help="the model folder it was distilled from")
     p.add_argument("--tol", type=float, default=1e-4)
+    p.add_argument(
+        "--int8-decoder",
+        action="store_true",
+        help="also an int8 decoder for the one-step path (decoder_int8.onnx)",
+    )
     p.add_argument("--distill-command", default="", help="the training.distill command, for the record")
     args = p.parse_args(argv)
     given = sys.argv[1:] if argv is None else list(argv)
@@ -120,8 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     command = " ; ".join(
         filter(None, [args.distill_command, "python -m training.export_student " + shlex.join(given)])
     )
-    worst = export_student(args.student, args.model, args.tol, command)
-    print(f"one_step.onnx -> {args.model} (max abs diff vs torch {max(worst.values()):.2e})")
+    worst = export_student(args.student, args.model, args.tol, command, args.int8_decoder)
+    print(f"one_step.onnx -> {args.model}: {worst}")
 
 
 def cli() -> None:
