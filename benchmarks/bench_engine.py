@@ -356,13 +356,17 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(rows, rss))
     print()
-    t = next(r for r in eng["rows"] if r["sampler"] == "DDIM-10" and r["views"] == 1)
+    # without a DDIM-10 row (--engine-steps 4) the breakdown line is the first row's
+    t = next((r for r in eng["rows"] if r["sampler"] == "DDIM-10" and r["views"] == 1), eng["rows"][0])
     threads = eng["intra_op_threads"]
     print(
         f"engine providers {eng['providers']}, {threads} intra-op thread(s), load {eng['load_s']:.2f} s; "
         f"targets judged on '{label}' (the engine's default here)"
     )
-    print(f"engine DDIM-10, 1 view, stages of the last call (ms): {t['breakdown_last_call_ms']}")
+    print(
+        f"engine {t['sampler']}, {t['views']} view(s), stages of the last call (ms): "
+        f"{t['breakdown_last_call_ms']}"
+    )
     for k, v in targets.items():
         if v["value"] is None:
             continue
