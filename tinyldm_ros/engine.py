@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,9 @@ import onnxruntime as ort
 
 from tinyldm_ros import schedule as S
 from tinyldm_ros.ddim import DdimScheduler, draw_noise
+from tinyldm_ros.engine_call import GroupWork, Timing
 from tinyldm_ros.model_folder import ModelInfo, load_model_info
+from tinyldm_ros.one_step import choose_sampler
 from tinyldm_ros.ort_sessions import MAX_SPECIALISED, OrtSessions
 from tinyldm_ros.poses import pose_batch
 from tinyldm_ros.preprocess import CropBox, postprocess, preprocess
@@ -52,32 +54,6 @@ class InputError(ValueError):
 
 class SettingsError(InputError, SamplerSettingsError):
     """A sampler setting of a call is invalid; `field` names it."""
-
-
-@dataclass
-class Timing:
-    """Milliseconds spent in each stage of the last call (wall clock, includes host<->device copies)."""
-
-    preprocess_ms: float = 0.0
-    encode_ms: float = 0.0
-    denoise_ms: float = 0.0
-    decode_ms: float = 0.0
-    postprocess_ms: float = 0.0
-    total_ms: float = 0.0
-    steps: int = 0
-    views: int = 0
-    denoiser_calls: int = 0
-
-
-@dataclass(frozen=True)
-class GroupWork:
-    """One worker thread's share of a call: its targets' contexts and noise, and what they share."""
-
-    context: np.ndarray  # (n, K)
-    start: np.ndarray  # x_T, (n, C, h, w)
-    step_noise: np.ndarray | None  # (steps, n, C, h, w) when eta > 0
-    colour: np.ndarray | None  # the input's colour summary for a colour-conditioned decoder
-    settings: SamplerSettings
 
 
 def default_intra_op_threads() -> int:
@@ -168,6 +144,14 @@ class Engine:
         except SamplerSettingsError as e:
             raise SettingsError(e.field, str(e)) from None
 
+    def sampler_for(self, settings: SamplerSettings, sampler: str | None = None) -> str:
+        """ "one_step" or "ddim": which sampler a call with these checked settings runs
+        (tinyldm_ros.one_step); SettingsError (field "sampler") for a request it cannot honour."""
+        try:
+            return choose_sampler(self.info, settings, sampler)
+        except SamplerSettingsError as e:
+            raise SettingsError(e.field, str(e)) from None
+
     @staticmethod
     def check_poses(relative_poses) -> np.ndarray:
         """(N, 4, 4) or (4, 4) rigid transforms -> float32 (N, 4, 4); InputError naming the bad pose."""
@@ -227,7 +211,7 @@ class Engine:
         with self._lock:
             return self._decode(z, colour)
 
-    def _decode(self, z: np.ndarray, colour: np.ndarray | None) -> np.ndarray:
+    def _decode(self, z: np.ndarray, colour: np.ndarray | None, role: str = "decoder") -> np.ndarray:
         """decode() without the lock: its caller holds it (or is one of that caller's workers)."""
         latent = np.ascontiguousarray(z / np.float32(self.info.latent_scale), dtype=np.float32)
         feeds = {"latent": latent}
@@ -240,7 +224,7 @@ class Engine:
             if colour.shape[0] != latent.shape[0]:
                 colour = np.broadcast_to(colour, (latent.shape[0], self.info.colour_values))
             feeds["colour"] = np.ascontiguousarray(colour)
-        return self._ort.run("decoder", feeds)
+        return self._ort.run(role, feeds)
 
     def make_context(self, z_cond: np.ndarray, poses: np.ndarray) -> np.ndarray:
         """Context rows concat(z_cond.flatten(), pose.flatten()) for each target pose, float32 (N, K)."""
@@ -267,6 +251,8 @@ class Engine:
 
     def _denoise(self, work: GroupWork, worker: int = 0) -> np.ndarray:
         """denoise() without the lock; each worker thread of a call has its own buffers."""
+        if work.sampler == "one_step":
+            return self._ort.run("one_step", {"context": work.context})
         n = work.start.shape[0]
         s = work.settings
         cfg = s.guidance != 1.0
@@ -303,7 +289,11 @@ class Engine:
         t0 = time.perf_counter()
         z0 = self._denoise(work, worker)
         t1 = time.perf_counter()
-        return self._decode(z0, work.colour), t1 - t0
+        return self._decode(z0, work.colour, self._decoder_role(work.sampler)), t1 - t0
+
+    def _decoder_role(self, sampler: str) -> str:
+        """The one-step path may have its own (e.g. int8) decoder, model.json one_step.decoder."""
+        return "one_step_decoder" if sampler == "one_step" and self.info.one_step.decoder else "decoder"
 
     def synthesize(
         self,
@@ -315,14 +305,17 @@ class Engine:
         eta: float | None = None,
         crop_box: CropBox | None = None,
         temperature: float | None = None,
+        sampler: str | None = None,
     ) -> np.ndarray:
         """One view per relative pose (target camera in the input camera's frame, OpenCV axes, translation
         in training units): (N, S, S, 3) uint8. Deterministic for a seed. Raises InputError on bad input
         (SettingsError for a bad sampler setting). steps / guidance / eta / temperature default to
-        model.json's sampler."""
+        model.json's sampler. `sampler` (None, "ddim", "one_step") picks the sampler as
+        tinyldm_ros.one_step says: by default a folder's one-step student runs the default settings."""
         with self._lock:
             t0 = time.perf_counter()
             settings = self.settings(steps, guidance, temperature, eta)
+            name = self.sampler_for(settings, sampler)
             poses = self.check_poses(relative_poses)
             try:
                 check_translations(poses, self.info.training_radius)
@@ -338,7 +331,12 @@ class Engine:
             context = self.make_context(z_cond, poses)
             work = [
                 GroupWork(
-                    context[g], x_T[g], None if step_noise is None else step_noise[:, g], colour, settings
+                    context[g],
+                    x_T[g],
+                    None if step_noise is None else step_noise[:, g],
+                    colour,
+                    settings,
+                    name,
                 )
                 for g in self._groups(len(poses))
             ]
@@ -359,9 +357,10 @@ class Engine:
                 decode_ms=(t4 - t2 - denoise_s) * ms,
                 postprocess_ms=(t5 - t4) * ms,
                 total_ms=(t5 - t0) * ms,
-                steps=settings.steps,
+                steps=1 if name == "one_step" else settings.steps,
                 views=len(poses),
-                denoiser_calls=settings.steps,
+                denoiser_calls=1 if name == "one_step" else settings.steps,
+                sampler=name,
             )
             return out
 
@@ -372,8 +371,12 @@ class Engine:
     def is_warm(self, views: int, guidance: float | None = None) -> bool:
         """Whether a call with `views` targets (and this guidance) finds its sessions and buffers built."""
         cfg = self.settings(guidance=guidance).guidance != 1.0
+        student = self.info.one_step is not None
         return self._ort.has("encoder", 1) and all(
-            self._ort.has_buffers(len(g), cfg, w) and self._ort.has("decoder", len(g))
+            self._ort.has_buffers(len(g), cfg, w)
+            and self._ort.has("decoder", len(g))
+            and (not student or self._ort.has("one_step", len(g)))
+            and self._ort.has(self._decoder_role("one_step" if student else "ddim"), len(g))
             for w, g in enumerate(self._groups(views))
         )
 
@@ -386,7 +389,10 @@ class Engine:
             return
         size = self.info.image_size
         image = np.full((size, size, 3), 128, np.uint8)
-        self.synthesize(image, np.repeat(np.eye(4)[None], views, axis=0), steps=1, guidance=guidance)
+        poses = np.repeat(np.eye(4)[None], views, axis=0)
+        self.synthesize(image, poses, steps=1, guidance=guidance)
+        if self.info.one_step is not None:
+            self.synthesize(image, poses, sampler="one_step")
 
     @property
     def specialised(self) -> list[tuple[str, int]]:

@@ -1,7 +1,9 @@
 """The model folder contract: `model.json` schema, load / validate / save, ONNX signature checks.
 
 A model folder (`models/<name>/`) holds `encoder.onnx`, `denoiser.onnx`, `decoder.onnx`,
-`model.json` and a model card `README.md`. Training writes it (`python -m training.export`), the
+`model.json` and a model card `README.md`; a folder whose default sampler is `one_step` also holds
+the distilled one-step sampler (`one_step.onnx`, named by model.json's `one_step.file`).
+Training writes it (`python -m training.export`, `training.export_student`), the
 runtime reads it. This module is the single source of truth for what a valid folder is; it needs
 plain Python and tinyldm_ros.schedule (+ onnxruntime for the ONNX checks), never torch.
 """
@@ -20,6 +22,7 @@ from tinyldm_ros.schedule import TIMESTEP_SPACINGS, ScheduleConfig
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
 ONNX_FILES = {"encoder": "encoder.onnx", "denoiser": "denoiser.onnx", "decoder": "decoder.onnx"}
+SAMPLER_NAMES = ("ddim", "one_step")
 POSE_CONVENTION = "opencv"
 PREDICTION_TYPES = ("epsilon",)
 # Documented ranges (docs/models.md). A radius or scale beyond them overflows float32 in the pose or
@@ -71,6 +74,24 @@ class SamplerDefaults:
 
 
 @dataclass
+class OneStepInfo:
+    """The one-step student (training.distill) that replaces the default sampler: a graph from the
+    context to the sample z0 of DDIM at the folder's default sampler settings (temperature 0)."""
+
+    file: str = "one_step.onnx"
+    # "": the one-step path decodes with decoder.onnx; else this file (same contract), e.g. an int8
+    # quantisation of it that only the one-step path uses (DDIM calls keep decoder.onnx)
+    decoder: str = ""
+    method: str = ""  # how it was distilled: "regression" or "progressive"
+    iterations: int = 0
+    student_parameters: int = 0
+    wall_time_s: float | None = None
+    command: str = ""  # the distillation and export commands
+    metrics: dict[str, Any] = field(default_factory=dict)  # student vs teacher on held-out pairs
+    verification: dict[str, Any] = field(default_factory=dict)  # ONNX Runtime vs torch, max abs diff
+
+
+@dataclass
 class Provenance:
     vae_config: dict[str, Any] = field(default_factory=dict)
     unet_config: dict[str, Any] = field(default_factory=dict)
@@ -113,11 +134,20 @@ class ModelInfo:
     provenance: Provenance = field(default_factory=Provenance)
     metrics: dict[str, Any] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)  # exporter's ONNX-vs-torch max abs diffs
+    # present iff sampler.name == "one_step": the default call runs this graph instead of DDIM
+    one_step: OneStepInfo | None = None
     format_version: int = FORMAT_VERSION
 
     @property
     def num_train_timesteps(self) -> int:
         return int(self.schedule["num_timesteps"])
+
+    def onnx_files(self) -> dict[str, str]:
+        """Role -> file name of every graph the folder must hold."""
+        files = {**ONNX_FILES, **({"one_step": self.one_step.file} if self.one_step else {})}
+        if self.one_step and self.one_step.decoder:
+            files["one_step_decoder"] = self.one_step.decoder
+        return files
 
     @property
     def latent_size(self) -> int:
@@ -144,6 +174,8 @@ class ModelInfo:
         d["context"] = _build(ContextLayout, d.get("context", {}), f"{source}: context")
         d["sampler"] = _build(SamplerDefaults, d.get("sampler", {}), f"{source}: sampler")
         d["provenance"] = _build(Provenance, d.get("provenance", {}), f"{source}: provenance")
+        if d.get("one_step") is not None:
+            d["one_step"] = _build(OneStepInfo, d["one_step"], f"{source}: one_step")
         info = _build(cls, d, source)
         info.validate(source)
         return info
@@ -189,12 +221,28 @@ class ModelInfo:
         except (ValueError, TypeError) as e:
             raise bad(f"schedule: {e}") from None
         s = self.sampler
-        if s.name != "ddim":
-            raise bad(f"sampler.name must be 'ddim', got {s.name!r}")
+        if s.name not in SAMPLER_NAMES:
+            raise bad(f"sampler.name must be one of {SAMPLER_NAMES}, got {s.name!r}")
         try:
             s.settings().validate(T)
         except SamplerSettingsError as e:
             raise bad(f"sampler.{e}") from None
+        if (s.name == "one_step") != (self.one_step is not None):
+            raise bad("sampler.name 'one_step' and the one_step block go together (one without the other)")
+        if self.one_step is not None:
+            if s.temperature != 0.0 or s.eta != 0.0:
+                raise bad(
+                    "sampler: a one_step sampler replaces a deterministic DDIM (temperature 0, eta 0), got "
+                    f"temperature {s.temperature}, eta {s.eta}"
+                )
+            f = self.one_step.file
+            if not (
+                isinstance(f, str) and f.endswith(".onnx") and "/" not in f and f not in ONNX_FILES.values()
+            ):
+                raise bad(f"one_step.file must be a new .onnx file name in the folder, got {f!r}")
+            d = self.one_step.decoder
+            if d and not (isinstance(d, str) and d.endswith(".onnx") and "/" not in d and d != f):
+                raise bad(f"one_step.decoder must be '' or a .onnx file name in the folder, got {d!r}")
         if s.spacing not in TIMESTEP_SPACINGS:
             raise bad(f"sampler.spacing must be one of {TIMESTEP_SPACINGS}, got {s.spacing!r}")
 
@@ -215,6 +263,11 @@ class ModelInfo:
                 [("noise", f32, [None, C, h, w])],
             ),
             "decoder": ([("latent", f32, [None, C, h, w]), *colour], [("image", f32, [None, 3, S, S])]),
+            "one_step": ([("context", f32, [None, self.context.size])], [("latent", f32, [None, C, h, w])]),
+            "one_step_decoder": (
+                [("latent", f32, [None, C, h, w]), *colour],
+                [("image", f32, [None, 3, S, S])],
+            ),
         }
 
 
@@ -246,7 +299,7 @@ def load_model_info(model_dir: str | Path) -> ModelInfo:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelFolderError(f"{path}: corrupt JSON ({e})") from None
     info = ModelInfo.from_dict(d, str(path))
-    for role, fname in ONNX_FILES.items():
+    for role, fname in info.onnx_files().items():
         if not (model_dir / fname).is_file():
             raise ModelFolderError(f"{model_dir / fname}: missing ({role} graph)")
     return info
@@ -311,9 +364,9 @@ def open_session(
 
 
 def validate_model_folder(model_dir: str | Path) -> ModelInfo:
-    """Full check: model.json and all three ONNX graphs open on CPU with the contract's signatures."""
+    """Full check: model.json and all its ONNX graphs open on CPU with the contract's signatures."""
     model_dir = Path(model_dir)
     info = load_model_info(model_dir)
-    for role, fname in ONNX_FILES.items():
+    for role, fname in info.onnx_files().items():
         open_session(model_dir / fname, role, info, ["CPUExecutionProvider"])
     return info

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from tinyldm_ros.model_folder import ONNX_FILES, ModelInfo
+from tinyldm_ros.model_folder import ModelInfo
 from tinyldm_ros.providers import EXECUTION_PROVIDERS, open_sessions, session_options
 
 log = logging.getLogger("tinyldm_ros.engine")
@@ -38,7 +38,7 @@ class OrtSessions:
         self.intra_op_threads = intra_op_threads
         self.device_id = device_id
         self.cuda_graph = cuda_graph
-        self._model_bytes = {role: (model_dir / f).read_bytes() for role, f in ONNX_FILES.items()}
+        self._model_bytes = {role: (model_dir / f).read_bytes() for role, f in info.onnx_files().items()}
         # dynamic batch axis: validated, any batch size
         self._dynamic, self._provider_config = open_sessions(
             model_dir, info, self._model_bytes, provider, intra_op_threads, device_id

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from tinyldm_ros.model_folder import ONNX_FILES, ModelInfo, open_session
+from tinyldm_ros.model_folder import ModelInfo, open_session
 
 log = logging.getLogger("tinyldm_ros.engine")
 
@@ -102,7 +102,7 @@ def open_sessions(
         role: open_session(
             model_dir / fname, role, info, providers, session_options(intra_op_threads), model_bytes[role]
         )
-        for role, fname in ONNX_FILES.items()
+        for role, fname in info.onnx_files().items()
     }
     got = sessions["denoiser"].get_providers()
     if provider != "cpu" and got[0] != _EP[provider] and not (provider == "tensorrt" and _EP["cuda"] in got):
