@@ -30,7 +30,8 @@ from tqdm import tqdm
 
 from tinyldm_ros.preprocess import to_uint8_rgb
 from training.cameras import SRN_CARS_FOCAL_128, SRN_CARS_RADIUS, random_hemisphere_poses, spiral_poses
-from training.objects import OBJECT_SETS, SET_LIGHTS
+from training.objects import OBJECT_SETS, SET_LIGHTS, SET_PREPARE
+from training.objects.torcs_fetch import CACHE_ENV, TorcsDataError
 from training.preview import contact_sheet
 from training.srn_format import SPLITS, Intrinsics, format_intrinsics, format_pose, view_name
 
@@ -170,6 +171,8 @@ def render_dataset(
     tmp.mkdir()
     jobs = [(spec, split, i, tmp) for split in SPLITS for i in range(spec.count(split))]
     try:
+        if spec.object_set in SET_PREPARE:
+            print(SET_PREPARE[spec.object_set](), flush=True)
         for split in SPLITS:
             if spec.count(split):
                 (tmp / split).mkdir()
@@ -230,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel processes")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.add_argument("--preview", action="store_true", help="also write <out>/preview.png (contact sheet)")
+    p.add_argument(
+        "--torcs-cache",
+        default=None,
+        help=f"torcs set: folder holding (or to fetch) the torcs-data .deb (sets ${CACHE_ENV}; "
+        "default ~/.cache/tinyldm_ros/torcs)",
+    )
     return p
 
 
@@ -238,13 +247,15 @@ def main(argv: list[str] | None = None) -> int:
     fields = {k: v for k, v in vars(args).items() if k in RenderSpec.__dataclass_fields__}
     spec = RenderSpec(**fields)
     out = args.out if args.out is not None else Path("data") / spec.object_set
+    if args.torcs_cache:
+        os.environ[CACHE_ENV] = str(args.torcs_cache)  # the render workers inherit it
     try:
         spec.validate()
         if args.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {args.workers}")
         start = time.perf_counter()
         render_dataset(spec, out, workers=args.workers, overwrite=args.overwrite, preview=args.preview)
-    except (ValueError, FileExistsError) as e:
+    except (ValueError, FileExistsError, TorcsDataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     n_views = sum(spec.count(s) * spec.views_of(s) for s in SPLITS)
