@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from benchmarks.bench_engine import cpu_model, machine_state, measure, orbit, test_image  # noqa: E402
+from benchmarks.bench_common import cpu_model, machine_state, measure, orbit, test_image  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "ablation.json"
 TABLE = ROOT / "docs" / "ablation.md"

@@ -27,7 +27,7 @@ from tinyldm_ros.msg import SynthesizedViews
 from tinyldm_ros.conversions import numpy_to_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_engine import cpu_model  # noqa: E402  (benchmarks/ is not a package)
+from bench_common import cpu_model  # noqa: E402  (benchmarks/ is not a package)
 
 REPO = Path(__file__).resolve().parent.parent
 

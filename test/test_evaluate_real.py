@@ -100,6 +100,27 @@ def test_evaluate_real_cli_on_release_layout(release_tree, tmp_path, capsys):
     assert "cars512_fixture-1" in capsys.readouterr().out
 
 
+def test_evaluate_real_one_conditioning_view(release_tree, tmp_path):
+    out = tmp_path / "eval"
+    args = ["--model", str(MODEL), "--data", str(release_tree), "--cond-view", "2", "--out", str(out)]
+    assert evaluate_real.main(args) == 0
+    # view 2 of each car conditions views 0 and 1
+    report = _check_report(out, ["cars512_fixture-0", "cars512_fixture-1"], pairs=2)
+    assert report["protocol"]["cond_view"] == 2
+    args[args.index("2")] = "3"  # the cars have views 0-2 only
+    assert evaluate_real.main(args) == 2
+
+
+def test_evaluate_real_forces_a_sampler(release_tree, tmp_path, capsys):
+    out = tmp_path / "eval"
+    base = ["--model", str(MODEL), "--data", str(release_tree), "--out", str(out)]
+    assert evaluate_real.main([*base, "--sampler", "ddim"]) == 0
+    assert json.loads((out / "eval.json").read_text())["protocol"]["sampler"] == "ddim"
+    paper = ROOT / "models" / "paper"  # no one-step student to force
+    assert evaluate_real.main(["--model", str(paper), *base[2:], "--sampler", "one_step"]) == 2
+    assert "has no one-step sampler" in capsys.readouterr().err
+
+
 def test_evaluate_real_errors(release_tree, tmp_path, capsys):
     out = str(tmp_path / "eval")
     assert evaluate_real.main(["--model", str(MODEL), "--data", str(tmp_path), "--out", out]) == 2

@@ -83,6 +83,10 @@ def test_int8_decoder_serves_the_one_step_path_only(distilled, tmp_path):
     eng.synthesize(image, poses)
     assert eng.specialised.count(("one_step_decoder", 2)) == 1
     np.testing.assert_array_equal(eng.synthesize(image, poses, sampler="ddim"), ref.synthesize(image, poses))
+    # re-exporting without the flag (e.g. after re-distilling) drops the int8 decoder, file and entry
+    export(["--student", str(run / "checkpoint.safetensors"), "--model", str(folder)])
+    assert load_model_info(folder).one_step.decoder == ""
+    assert not (folder / "decoder_int8.onnx").exists()
 
 
 def test_distillation_learns_the_teacher(distilled):

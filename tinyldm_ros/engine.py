@@ -21,7 +21,6 @@ own buffers and one ONNX Runtime thread: on the 2-core machine 8 views took ~13 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +35,7 @@ from tinyldm_ros.ddim import DdimScheduler, draw_noise
 from tinyldm_ros.engine_call import GroupWork, Timing
 from tinyldm_ros.model_folder import ModelInfo, load_model_info
 from tinyldm_ros.one_step import choose_sampler
-from tinyldm_ros.ort_sessions import MAX_SPECIALISED, OrtSessions
+from tinyldm_ros.ort_sessions import MAX_SPECIALISED, OrtSessions, default_intra_op_threads, default_workers
 from tinyldm_ros.poses import pose_batch
 from tinyldm_ros.preprocess import CropBox, postprocess, preprocess
 
@@ -54,20 +53,6 @@ class InputError(ValueError):
 
 class SettingsError(InputError, SamplerSettingsError):
     """A sampler setting of a call is invalid; `field` names it."""
-
-
-def default_intra_op_threads() -> int:
-    # The graphs are tiny (a 4x4 latent, a 32x32 image): most ops take a microsecond or two, so handing
-    # work to a second thread costs more than it saves (measured on the 2-core machine: DDIM-10 for one
-    # view 2-5x slower with 2 threads), and a robot has other nodes to run on its cores.
-    return 1
-
-
-def default_workers() -> int:
-    # Independent groups of views, one per core, with no synchronisation inside ONNX Runtime (which is
-    # what made intra-op threads lose): 8 views 18.8 -> 12.9 ms p50 on the 2-core machine. Two at most, so
-    # a robot's other nodes keep the rest of a bigger CPU.
-    return min(2, os.cpu_count() or 1)
 
 
 class Engine:

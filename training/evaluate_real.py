@@ -49,23 +49,29 @@ def evaluate_car(
     steps: int | None,
     seed: int,
     max_targets: int | None = None,
+    cond_view: int | None = None,
+    sampler: str | None = None,
 ) -> tuple[CarResult, list[np.ndarray]]:
-    """Metrics of one car, and its first conditioning view's figure row (input, then truth / view pairs)."""
+    """Metrics of one car, and its first conditioning view's figure row (input, then truth / view pairs).
+
+    The conditioning views are the car's first `cond_views`, or the one view `cond_view` (64 in the SRN
+    protocol that training.evaluate follows)."""
     n = car.num_views
     rows: dict[str, list[dict[str, np.ndarray]]] = {r: [] for r in ROWS}
     figure_row: list[np.ndarray] = []
-    for c in range(min(cond_views, n - 1)):
+    conds = [cond_view] if cond_view is not None else list(range(min(cond_views, n - 1)))
+    for c in conds:
         targets = [t for t in range(n) if t != c]
         if max_targets is not None and len(targets) > max_targets:
             # evenly spaced, so a spiral of test views keeps its spread of angles
             targets = [targets[i] for i in np.linspace(0, len(targets) - 1, max_targets).round().astype(int)]
         poses = np.stack([relative_transform(car.c2w[c], car.c2w[t]) for t in targets] + [np.eye(4)])
-        views = engine.synthesize(car.images[c], poses, steps=steps, seed=seed)
+        views = engine.synthesize(car.images[c], poses, steps=steps, seed=seed, sampler=sampler)
         truth = car.images[targets]
         rows["novel"].append(all_metrics(views[:-1], truth))
         rows["copy_input"].append(all_metrics(np.repeat(car.images[c : c + 1], len(targets), axis=0), truth))
         rows["identity"].append(all_metrics(views[-1:], car.images[c : c + 1]))
-        if c == 0:
+        if c == conds[0]:
             figure_row = [car.images[c]] + [im for pair in zip(truth, views[:-1], strict=True) for im in pair]
     result = CarResult(car.name, sum(len(r["psnr"]) for r in rows["novel"]))
     result.means = {r: _mean(v) for r, v in rows.items()}
@@ -116,8 +122,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="targets per conditioning view, evenly spaced (default: all)",
     )
+    p.add_argument(
+        "--cond-view",
+        type=int,
+        default=None,
+        help="condition on this one view of each car instead (64: the SRN protocol of training.evaluate)",
+    )
     p.add_argument("--max-cars", type=int, default=None, help="only the first N cars of the split")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
+    p.add_argument(
+        "--sampler",
+        choices=["ddim", "one_step"],
+        default=None,
+        help="force a sampler (default: the engine's choice, a folder's one-step student at its defaults)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="folder for eval.json, eval.md and sweep.png")
     return p
@@ -137,9 +155,25 @@ def main(argv: list[str] | None = None) -> int:
     if any(car.num_views < 2 for car in data):
         print("evaluate_real: every car needs at least 2 views", file=sys.stderr)
         return 2
+    if args.cond_view is not None and not all(0 <= args.cond_view < car.num_views for car in data):
+        print(f"evaluate_real: --cond-view {args.cond_view} is not a view of every car", file=sys.stderr)
+        return 2
     cars, figure = [], []
     for car in data:
-        result, row = evaluate_car(engine, car, args.cond_views, args.steps, args.seed, args.max_targets)
+        try:
+            result, row = evaluate_car(
+                engine,
+                car,
+                args.cond_views,
+                args.steps,
+                args.seed,
+                max_targets=args.max_targets,
+                cond_view=args.cond_view,
+                sampler=args.sampler,
+            )
+        except ValueError as e:  # the engine's InputError / SettingsError (e.g. no student to force)
+            print(f"evaluate_real: {e}", file=sys.stderr)
+            return 2
         cars.append(result)
         figure.append(row)
     overall = summarise(cars)
@@ -151,9 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         "split": args.split,
         "protocol": {
             "cond_views": args.cond_views,
+            "cond_view": args.cond_view,
             "max_targets": args.max_targets,
             "max_cars": args.max_cars,
             "steps": args.steps,
+            "sampler": args.sampler or engine.info.sampler.name,
             "seed": args.seed,
         },
         "per_car": [{"name": c.name, "pairs": c.pairs, **c.means} for c in cars],

@@ -69,6 +69,9 @@ def export_student(
         worst["decoder_int8/psnr_vs_float_db"] = float(psnr)
         if psnr < 35.0:
             raise UserError(f"the int8 decoder's views are {psnr:.1f} dB from the float decoder's (< 35 dB)")
+    elif info.one_step is not None and info.one_step.decoder:
+        # A re-export without --int8-decoder must not leave the last student's decoder in use.
+        (model / info.one_step.decoder).unlink(missing_ok=True)
     metrics_file = student_ckpt.parent / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     info.sampler.name = "one_step"
