@@ -112,10 +112,12 @@ class NvsNode(Node):
 
         self._worker = threading.Thread(target=self._work, name="nvs_worker", daemon=True)
         self._worker.start()
+        settings = self.engine.settings(cfg.steps, cfg.guidance, cfg.temperature)
+        sampler = "one-step student" if self.engine.sampler_for(settings) == "one_step" else "DDIM"
         self.get_logger().info(
             f"model {model_dir} ({info.image_size}px, training radius {info.training_radius}) on "
-            f"{self.engine.providers[0]} ({self.engine.workers} worker thread(s)); steps {cfg.steps}, "
-            f"guidance {cfg.guidance}, temperature {cfg.temperature}; "
+            f"{self.engine.providers[0]} ({self.engine.workers} worker thread(s)); {sampler} at steps "
+            f"{cfg.steps}, guidance {cfg.guidance}, temperature {cfg.temperature}; "
             f"targets: {stream_target_names(cfg) or 'none yet (target_frames / orbit / target_poses)'}"
         )
 
