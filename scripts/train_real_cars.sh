@@ -53,3 +53,9 @@ if [ -d ../shared/real_srn ]; then  # the real SRN cars: reported, never selecte
   python -m training.evaluate_real --model models/default --data ../shared/real_srn --split val \
     --out "$RUNS/final/real_srn"
 fi
+
+# 5. The one-step student, distilled from the exported teacher (DDIM-4) on the same data, added to the
+#    folder; evaluate_real without --sampler then measures the student, with --sampler ddim the teacher.
+python -m training.distill --teacher models/default --data "$DATA/mixed" --out "$RUNS/one_step" \
+  --method regression $T
+python -m training.export_student --student "$RUNS/one_step/checkpoint.safetensors" --model models/default
