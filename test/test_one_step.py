@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from tinyldm_ros.engine import Engine, SettingsError
@@ -77,6 +78,12 @@ def test_int8_decoder_serves_the_one_step_path_only(distilled, tmp_path):
     info = load_model_info(folder)
     assert info.one_step.decoder == "decoder_int8.onnx"
     assert info.one_step.verification["decoder_int8/psnr_vs_float_db"] >= 35.0
+    # quantised layers take their weights from a DequantizeLinear; the output layer keeps its float ones
+    graph = onnx.load(str(folder / "decoder_int8.onnx")).graph
+    layers = [n for n in graph.node if n.op_type in ("Conv", "MatMul", "Gemm")]
+    floats = {t.name for t in graph.initializer}
+    assert layers[-1].input[1] in floats
+    assert any(n.input[1] not in floats for n in layers[:-1])
     image = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     poses = np.repeat(np.eye(4)[None], 2, axis=0)
     eng, ref = Engine(folder, workers=1), Engine(teacher, workers=1)
