@@ -89,6 +89,7 @@ def test_make_demo_runs_on_the_shipped_model_and_demo_car(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["model"].endswith(os.path.join("models", "default"))
+    assert summary["sampler"] == "one_step"  # the shipped student, at the node's default settings
     # latest-frame-only: a busy machine may drop frames, never all of them
     assert summary["data"].endswith("demo") and summary["frames_sent"] == 24
     assert summary["frames_processed"] >= 1

@@ -52,6 +52,7 @@ def test_request_with_image_and_poses(harness: Harness) -> None:
     assert response.success, response.message
     result = response.result
     assert len(result.views) == 2 and result.steps == 3 and result.seed == 7
+    assert result.sampler == "ddim" and "(ddim, steps 3," in response.message
     assert result.header.stamp.sec == 42
     assert [p.position.x for p in result.poses] == pytest.approx([0.3, -0.3])
     assert all(v.header.stamp.sec == 42 for v in result.views)

@@ -49,6 +49,7 @@ def check_target_count(req: SynthesizeView.Request, max_targets: int) -> None:
 
 def success_message(result: SynthesizedViews, settings: SamplerSettings, seed: int) -> str:
     return (
-        f"{len(result.views)} views in {result.total_ms:.1f} ms (steps {settings.steps}, guidance "
-        f"{settings.guidance:g}, temperature {settings.temperature:g}, seed {seed}, on {result.provider})"
+        f"{len(result.views)} views in {result.total_ms:.1f} ms ({result.sampler}, steps {settings.steps}, "
+        f"guidance {settings.guidance:g}, temperature {settings.temperature:g}, seed {seed}, "
+        f"on {result.provider})"
     )

@@ -52,6 +52,9 @@ def synthesize_views(
         result.poses.append(matrix_to_pose(target.pose))
     result.input_crop = numpy_to_image(image.crop, "rgb8", header)
     result.steps, result.seed = int(settings.steps), int(seed)
+    # from the settings, not engine.last_timing, which another thread's call may have replaced
+    checked = engine.settings(settings.steps, settings.guidance, settings.temperature, settings.eta)
+    result.sampler = engine.sampler_for(checked)
     result.guidance, result.temperature = float(settings.guidance), float(settings.temperature)
     result.synthesis_ms = synthesis_ms
     return result, views

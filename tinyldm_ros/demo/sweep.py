@@ -180,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         "model": str(args.model),
         "data": str(data),
         "provider": provider,
+        "sampler": results[0].sampler,
         "frames_sent": n,
         "frames_processed": len(results),
         "frames_dropped": stats["dropped"],
@@ -191,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
-        f"demo: {len(results)}/{n} frames -> {summary['targets_per_frame']} views each on {provider}; "
+        f"demo: {len(results)}/{n} frames -> {summary['targets_per_frame']} views each "
+        f"({summary['sampler']}) on {provider}; "
         f"image-in to views-out latency p50 {summary['latency_ms_p50']:.1f} ms, p95 "
         f"{summary['latency_ms_p95']:.1f} ms (engine p50 {summary['synthesis_ms_p50']:.1f} ms); "
         f"{stats['dropped']} dropped\n"
