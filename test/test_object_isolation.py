@@ -86,6 +86,9 @@ def test_roi_outside_the_image_falls_back_to_the_detection_then_the_principal_po
         (numpy_to_image(np.full((H, W), np.nan, np.float32), "32FC1"), "no valid reading", "no_reading"),
         (numpy_to_image(np.zeros((H, W, 3), np.uint8), "rgb8"), "unsupported encoding", "encoding"),
         (numpy_to_image(np.ones((H, W + 1), np.float32), "32FC1"), "the image", "shape"),
+        # a depth in the wrong unit (mm as metres) or of the far wall: not a distance to scale poses by
+        (numpy_to_image(np.full((H, W), 1e5, np.float32), "32FC1"), "outside [0.01, 1000] m", "range"),
+        (numpy_to_image(np.full((H, W), 1e-3, np.float32), "32FC1"), "outside [0.01, 1000] m", "range"),
     ],
 )
 def test_unusable_depth_leaves_the_distance_to_the_parameter(depth, message, kind) -> None:

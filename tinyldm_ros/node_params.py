@@ -13,6 +13,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
+from tinyldm_ros.object_isolation import OBJECT_DISTANCE_M
 from tinyldm_ros.providers import PROVIDERS
 from tinyldm_ros.sampler_settings import SamplerSettings, SamplerSettingsError
 
@@ -106,7 +107,7 @@ SPECS: dict[str, tuple[str, Any]] = {
     "object_distance": (
         "Metres from the camera to the object centre; pose translations are scaled by "
         "training_radius / object_distance.",
-        (0.01, 1000.0),
+        OBJECT_DISTANCE_M,
     ),
     "training_fov_deg": (
         "Field of view of the training camera; with camera_info the node crops the "

@@ -26,6 +26,10 @@ from tinyldm_ros.virtual_camera import (
     virtual_camera,
 )
 
+# What a distance to an object may be, in metres: the object_distance parameter's range, which a depth
+# image's distance must also fall in.
+OBJECT_DISTANCE_M = (0.01, 1000.0)
+
 # The median depth of an object's visible surface is nearer than its centre. For the training cars
 # (radius 1.3, unit diagonal) the median camera-to-surface distance of the masked pixels is 1.3 / 1.20
 # on average over views (12 procedural test cars at random views, std 0.08; measured with
@@ -164,14 +168,28 @@ def isolate(
         except ValueError as e:
             out.problems.append(Problem("off_axis", f"{e}; cropping around the principal point"))
     if cues.depth is not None:
-        out.distance = _distance(cues.depth, out, width, height, K)
+        out.distance = _in_range(_distance(cues.depth, out, width, height, K), out)
         if (
             mask is not None
             and out.distance is not None
             and not any(p.cause == "depth" for p in out.problems)
         ):
             _centre_from_depth(cues.depth, mask, K, up, out)
+            out.distance = _in_range(out.distance, out)
     return out
+
+
+def _in_range(distance: float | None, out: Isolation) -> float | None:
+    """The depth's distance if it is one the object_distance parameter could hold, else None (the
+    parameter is used) and a problem: a depth in the wrong unit, or of the far wall, must not scale
+    the target poses by a factor of 1000."""
+    lo, hi = OBJECT_DISTANCE_M
+    if distance is None or lo <= distance <= hi:
+        return distance
+    out.problems.append(
+        Problem("depth", f"depth ignored: object {distance:.3g} m away, outside [{lo:g}, {hi:g}] m", "range")
+    )
+    return None
 
 
 def footprint_centre(points: np.ndarray, up: np.ndarray) -> np.ndarray:
