@@ -116,6 +116,11 @@ def test_evaluate_real_forces_a_sampler(release_tree, tmp_path, capsys):
     base = ["--model", str(MODEL), "--data", str(release_tree), "--out", str(out)]
     assert evaluate_real.main([*base, "--sampler", "ddim"]) == 0
     assert json.loads((out / "eval.json").read_text())["protocol"]["sampler"] == "ddim"
+    # the report names what ran: the student at the folder's defaults, DDIM at other steps
+    assert evaluate_real.main(base) == 0
+    assert json.loads((out / "eval.json").read_text())["protocol"]["sampler"] == "one_step"
+    assert evaluate_real.main([*base, "--steps", "2"]) == 0
+    assert json.loads((out / "eval.json").read_text())["protocol"]["sampler"] == "ddim"
     paper = ROOT / "models" / "paper"  # no one-step student to force
     assert evaluate_real.main(["--model", str(paper), *base[2:], "--sampler", "one_step"]) == 2
     assert "has no one-step sampler" in capsys.readouterr().err

@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         engine = Engine(args.model, provider="cpu")
         data = load_split(args.data, args.split, engine.info.image_size, max_instances=args.max_cars)
+        # what the calls will run: a folder's student only at its default settings (SettingsError when
+        # --sampler one_step asks for one it cannot give)
+        sampler = engine.sampler_for(engine.settings(steps=args.steps), args.sampler)
     except (OSError, ValueError) as e:
         print(f"evaluate_real: {e}", file=sys.stderr)
         return 2
@@ -160,20 +163,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cars, figure = [], []
     for car in data:
-        try:
-            result, row = evaluate_car(
-                engine,
-                car,
-                args.cond_views,
-                args.steps,
-                args.seed,
-                max_targets=args.max_targets,
-                cond_view=args.cond_view,
-                sampler=args.sampler,
-            )
-        except ValueError as e:  # the engine's InputError / SettingsError (e.g. no student to force)
-            print(f"evaluate_real: {e}", file=sys.stderr)
-            return 2
+        result, row = evaluate_car(
+            engine,
+            car,
+            args.cond_views,
+            args.steps,
+            args.seed,
+            max_targets=args.max_targets,
+            cond_view=args.cond_view,
+            sampler=sampler,
+        )
         cars.append(result)
         figure.append(row)
     overall = summarise(cars)
@@ -189,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             "max_targets": args.max_targets,
             "max_cars": args.max_cars,
             "steps": args.steps,
-            "sampler": args.sampler or engine.info.sampler.name,
+            "sampler": sampler,
             "seed": args.seed,
         },
         "per_car": [{"name": c.name, "pairs": c.pairs, **c.means} for c in cars],
