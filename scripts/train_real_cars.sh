@@ -4,10 +4,7 @@
 # --resume after an interruption. One torch thread per job: on a loaded 2-core machine two threads
 # were far slower. The model card (models/default/README.md) gives the times measured for each stage.
 set -euo pipefail
-source scripts/env.sh
-DATA=${DATA:-data}
-RUNS=${RUNS:-runs}
-T="--threads 1"
+source scripts/recipe_env.sh  # env, DATA, RUNS, T, val_report
 
 # 1. The two rendered sets and their mix (a tree of links to both).
 python -m training.render --set cars --out "$DATA/cars" --train 2000 --val 50 --test 50 --views 50 \
@@ -26,10 +23,7 @@ for MIX in mixed meshcars cars; do
   python -m training.encode_latents --out "$RUNS/$MIX" --data "$DATA/$MIX"
   python -m training.train_unet --config colour --data "$DATA/$MIX" --out "$RUNS/$MIX" $T \
     --set unet_train.iterations=10000
-  for SET in cars meshcars; do
-    python -m training.evaluate --run "$RUNS/$MIX" --data "$DATA/$SET" --split val --samplers ddim-4 \
-      --temperature 0 --guidance 1.0 --out "$RUNS/$MIX/val_$SET"
-  done
+  val_report "$MIX" val cars meshcars
 done
 
 # 3. The chosen mix trained on: its VAE resumed to 8k steps, then a new UNet for 40k steps, then that
@@ -40,16 +34,10 @@ python -m training.train_vae --config colour --data "$DATA/mixed" --out "$RUNS/f
 python -m training.encode_latents --out "$RUNS/final" --data "$DATA/mixed"
 python -m training.train_unet --config colour --data "$DATA/mixed" --out "$RUNS/final" $T \
   --set unet_train.iterations=40000
-for SET in cars meshcars; do
-  python -m training.evaluate --run "$RUNS/final" --data "$DATA/$SET" --split val --samplers ddim-4 \
-    --temperature 0 --guidance 1.0 --out "$RUNS/final/val_$SET"
-done
+val_report final val cars meshcars
 python -m training.train_unet --config colour --data "$DATA/mixed" --out "$RUNS/final" --resume $T \
   --set unet_train.iterations=80000
-for SET in cars meshcars; do
-  python -m training.evaluate --run "$RUNS/final" --data "$DATA/$SET" --split val --samplers ddim-4 \
-    --temperature 0 --guidance 1.0 --out "$RUNS/final/val80k_$SET"
-done
+val_report final val80k cars meshcars
 
 # 4. Held-out test sets, export (the card carries models/default's notes), and the real cars.
 python -m training.evaluate --run "$RUNS/final" --data "$DATA/cars" --samplers ddim-4 --sweep-sampler ddim-4 \

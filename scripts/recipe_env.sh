@@ -1,0 +1,21 @@
+# Sourced by the training recipes (scripts/train_real_cars.sh, scripts/experiment_torcs_mix.sh): the
+# project's environment, where data and runs go, and the val report every choice is made on.
+# ROS 2's setup files read unset variables: not under the recipes' `set -u`.
+case $- in
+  *u*) set +u; source scripts/env.sh; set -u ;;
+  *) source scripts/env.sh ;;
+esac
+DATA=${DATA:-data}
+RUNS=${RUNS:-runs}
+T="--threads 1"
+
+# val_report RUN NAME SET...: DDIM-4 from temperature 0 on each set's val split (never the real SRN
+# cars), written to $RUNS/RUN/NAME_SET.
+val_report() {
+  local run=$1 name=$2 set
+  shift 2
+  for set in "$@"; do
+    python -m training.evaluate --run "$RUNS/$run" --data "$DATA/$set" --split val --samplers ddim-4 \
+      --temperature 0 --guidance 1.0 --out "$RUNS/$run/${name}_$set"
+  done
+}
