@@ -1,5 +1,5 @@
-# Sourced by the training recipes (scripts/train_real_cars.sh, scripts/experiment_torcs_mix.sh): the
-# project's environment, where data and runs go, and the val report every choice is made on.
+# Sourced by the training recipes (scripts/train_real_cars.sh, scripts/experiment_paper_kl_weight.sh):
+# the project's environment, where data and runs go, and the val report every choice is made on.
 # ROS 2's setup files read unset variables: not under the recipes' `set -u`.
 case $- in
   *u*) set +u; source scripts/env.sh; set -u ;;
