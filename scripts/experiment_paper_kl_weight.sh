@@ -4,18 +4,11 @@
 # 40,000, 80,000 and 120,000 steps; scored on the three val splits beside step 4's run. Run from the
 # repository root after scripts/train_real_cars.sh (it needs $DATA/mixed3 and models/cc0).
 set -euo pipefail
-source scripts/recipe_env.sh  # env, DATA, RUNS, T, val_report
+source scripts/recipe_env.sh  # env, DATA, RUNS, T, val_report, unet_stages
 
 R="$RUNS/torcs_kl5"
 python -m training.train_vae --config colour --data "$DATA/mixed3" --out "$R" $T \
   --set vae_train.iterations=6000 --set vae_train.init_from=models/cc0 \
   --set vae_train.colour_from=other_view --set vae_train.lr=0.0003 --set vae_train.warmup_steps=100
 python -m training.encode_latents --out "$R" --data "$DATA/mixed3"
-python -m training.train_unet --config colour --data "$DATA/mixed3" --out "$R" $T \
-  --set unet_train.iterations=40000
-val_report torcs_kl5 val cars meshcars torcs
-for STEPS in 80000 120000; do
-  python -m training.train_unet --config colour --data "$DATA/mixed3" --out "$R" --resume $T \
-    --set unet_train.iterations=$STEPS
-  val_report torcs_kl5 "val$((STEPS / 1000))k" cars meshcars torcs
-done
+unet_stages torcs_kl5 mixed3 40000 80000 120000

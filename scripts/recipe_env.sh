@@ -19,3 +19,21 @@ val_report() {
       --temperature 0 --guidance 1.0 --out "$RUNS/$run/${name}_$set"
   done
 }
+
+# unet_stages RUN MIX STEPS...: a new UNet on RUN's latents trained to the first step count, then
+# resumed to each next one (the cosine schedule restarts for the new length); after each stage the
+# val report of all three sets, named val for the first stage and val<N>k for the later ones.
+unet_stages() {
+  local run=$1 mix=$2 steps resume=""
+  shift 2
+  for steps in "$@"; do
+    python -m training.train_unet --config colour --data "$DATA/$mix" --out "$RUNS/$run" $resume $T \
+      --set unet_train.iterations="$steps"
+    if [ -z "$resume" ]; then
+      val_report "$run" val cars meshcars torcs
+    else
+      val_report "$run" "val$((steps / 1000))k" cars meshcars torcs
+    fi
+    resume=--resume
+  done
+}

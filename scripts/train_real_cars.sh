@@ -5,7 +5,7 @@
 # One torch thread per job: on a loaded 2-core machine two threads were far slower. The model card
 # (models/default/README.md) gives the times measured for each stage.
 set -euo pipefail
-source scripts/recipe_env.sh  # env, DATA, RUNS, T, val_report
+source scripts/recipe_env.sh  # env, DATA, RUNS, T, val_report, unet_stages
 
 # 1. The three rendered sets and their mixes (trees of links).
 python -m training.render --set cars --out "$DATA/cars" --train 2000 --val 50 --test 50 --views 50 \
@@ -37,12 +37,7 @@ mkdir -p "$RUNS/final"
 python -m training.train_vae --config colour --data "$DATA/mixed" --out "$RUNS/final" --resume $T \
   --set vae_train.iterations=8000
 python -m training.encode_latents --out "$RUNS/final" --data "$DATA/mixed"
-python -m training.train_unet --config colour --data "$DATA/mixed" --out "$RUNS/final" $T \
-  --set unet_train.iterations=40000
-val_report final val cars meshcars torcs
-python -m training.train_unet --config colour --data "$DATA/mixed" --out "$RUNS/final" --resume $T \
-  --set unet_train.iterations=80000
-val_report final val80k cars meshcars torcs
+unet_stages final mixed 40000 80000
 # models/cc0 is this run, with its one-step student (why it is kept: its card).
 python -m training.evaluate --run "$RUNS/final" --data "$DATA/cars" --samplers ddim-4 --sweep-sampler ddim-4 \
   --guidance 1.0 --temperature 0 --out "$RUNS/final/eval"
@@ -64,12 +59,7 @@ python -m training.train_vae --config colour --data "$DATA/mixed3" --out "$RUNS/
 python -m training.train_vae --config colour --data "$DATA/mixed3" --out "$RUNS/torcs_mix" --resume $T \
   --set vae_train.iterations=12000 --set vae_train.kl_weight=1.0
 python -m training.encode_latents --out "$RUNS/torcs_mix" --data "$DATA/mixed3"
-python -m training.train_unet --config colour --data "$DATA/mixed3" --out "$RUNS/torcs_mix" $T \
-  --set unet_train.iterations=40000
-val_report torcs_mix val cars meshcars torcs
-python -m training.train_unet --config colour --data "$DATA/mixed3" --out "$RUNS/torcs_mix" --resume $T \
-  --set unet_train.iterations=80000
-val_report torcs_mix val80k cars meshcars torcs
+unet_stages torcs_mix mixed3 40000 80000
 
 # 5. Held-out test sets, export (the card carries models/default's notes), and the real cars.
 R="$RUNS/torcs_mix"
